@@ -1,0 +1,157 @@
+using System.Text.Json;
+using TorchSharp;
+
+namespace DualLora.Runtime;
+
+/// <summary>The LibTorch build TorchSharp runs on.</summary>
+public enum Backend { Cpu, Cuda }
+
+/// <summary>How big a run is: <c>smoke</c> (CI, minutes) or <c>full</c> (the committed outputs and published numbers).</summary>
+public enum Profile { Smoke, Full }
+
+/// <summary>Where the data lives. Relative paths are resolved against the folder of environment.json.</summary>
+/// <param name="FashionMnist">Folder of the Fashion-MNIST idx files (Debian's dataset-fashion-mnist).</param>
+/// <param name="Models">Folder of the small pretrained base models and real checkpoints.</param>
+/// <param name="Runs">Folder where training runs write checkpoints and logs.</param>
+public sealed record DataPaths(string FashionMnist, string Models, string Runs);
+
+/// <summary>
+/// The runtime environment of every command and notebook, read from <c>environment.json</c>:
+/// <code>
+/// { "backend": "cpu", "device": "auto", "threads": 0, "seed": 1234, "profile": "full",
+///   "data": { "fashion_mnist": "...", "models": "data/models", "runs": "runs" } }
+/// </code>
+/// <c>DUALLORA_PROFILE</c> (smoke or full) overrides the profile, so CI can run every notebook small.
+/// </summary>
+public sealed record RuntimeEnvironment(
+    string SourceFile, Backend Backend, string Device, int Threads, long Seed, Profile Profile, DataPaths Data)
+{
+    public const string FileName = "environment.json";
+    public const string ProfileVariable = "DUALLORA_PROFILE";
+
+    static readonly string[] TopLevelKeys = ["backend", "device", "threads", "seed", "profile", "data"];
+    static readonly string[] DataKeys = ["fashion_mnist", "models", "runs"];
+
+    /// <summary>Finds environment.json in <paramref name="startFolder"/> (default: the current folder) or the nearest folder above it.</summary>
+    public static RuntimeEnvironment Find(string? startFolder = null)
+    {
+        var folder = new DirectoryInfo(startFolder ?? Directory.GetCurrentDirectory());
+        for (var f = folder; f != null; f = f.Parent)
+        {
+            string candidate = Path.Combine(f.FullName, FileName);
+            if (File.Exists(candidate)) return Load(candidate);
+        }
+        throw new FileNotFoundException($"No {FileName} in {folder.FullName} or any folder above it.");
+    }
+
+    public static RuntimeEnvironment Load(string path)
+    {
+        string full = Path.GetFullPath(path);
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(File.ReadAllText(full), new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip });
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{full}: not valid JSON ({e.Message}).", e);
+        }
+        using (document)
+        {
+            var root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+                throw new InvalidDataException($"{full}: the top level must be a JSON object.");
+            RejectUnknownKeys(full, root, TopLevelKeys, "");
+
+            var backend = Choice(full, root, "backend", new Dictionary<string, Backend> { ["cpu"] = Backend.Cpu, ["cuda"] = Backend.Cuda });
+            string device = String(full, root, "device");
+            if (!IsDeviceName(device))
+                throw new InvalidDataException($"{full}: key 'device' is \"{device}\"; allowed values: \"auto\", \"cpu\", \"cuda\", \"cuda:N\".");
+            if (backend == Backend.Cpu && device.StartsWith("cuda", StringComparison.Ordinal))
+                throw new InvalidDataException($"{full}: key 'device' is \"{device}\" but 'backend' is \"cpu\"; use \"auto\" or \"cpu\", or the \"cuda\" backend.");
+            int threads = (int)Integer(full, root, "threads", 0, 4096);
+            long seed = Integer(full, root, "seed", 0, long.MaxValue);
+            var profiles = new Dictionary<string, Profile> { ["smoke"] = Profile.Smoke, ["full"] = Profile.Full };
+            var profile = Choice(full, root, "profile", profiles);
+            if (Environment.GetEnvironmentVariable(ProfileVariable) is { Length: > 0 } overridden)
+                profile = profiles.TryGetValue(overridden, out var p) ? p
+                    : throw new InvalidDataException($"environment variable {ProfileVariable} is \"{overridden}\"; allowed values: \"smoke\", \"full\".");
+
+            var data = Member(full, root, "data", JsonValueKind.Object);
+            RejectUnknownKeys(full, data, DataKeys, "data.");
+            string folder = Path.GetDirectoryName(full)!;
+            string DataPath(string key) => Path.GetFullPath(Path.Combine(folder, String(full, data, key, "data.")));
+            var paths = new DataPaths(DataPath("fashion_mnist"), DataPath("models"), DataPath("runs"));
+
+            return new RuntimeEnvironment(full, backend, device, threads, seed, profile, paths);
+        }
+    }
+
+    /// <summary>
+    /// Loads TorchSharp (see <see cref="TorchRuntime"/>), sets the thread count and the seed, and returns
+    /// the device to use: for <c>auto</c>, CUDA when TorchSharp reports it available, else the CPU.
+    /// </summary>
+    public torch.Device Apply()
+    {
+        TorchRuntime.EnsureLoaded();
+        if (Threads > 0) torch.set_num_threads(Threads);
+        torch.manual_seed(Seed);
+        if (Backend == Backend.Cuda) torch.InitializeDeviceType(DeviceType.CUDA);
+        return Device switch
+        {
+            "auto" => torch.cuda.is_available() ? torch.CUDA : torch.CPU,
+            "cpu" => torch.CPU,
+            _ when torch.cuda.is_available() => torch.device(Device),
+            _ => throw new InvalidOperationException($"{SourceFile}: device \"{Device}\" was asked for, but TorchSharp reports no CUDA device."),
+        };
+    }
+
+    static bool IsDeviceName(string device) =>
+        device is "auto" or "cpu" or "cuda" ||
+        (device.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(device[5..], out int index) && index >= 0);
+
+    static void RejectUnknownKeys(string file, JsonElement obj, string[] allowed, string prefix)
+    {
+        foreach (var property in obj.EnumerateObject())
+            if (!allowed.Contains(property.Name))
+                throw new InvalidDataException(
+                    $"{file}: unknown key '{prefix}{property.Name}'; allowed keys: {string.Join(", ", allowed.Select(k => prefix + k))}.");
+    }
+
+    static JsonElement Member(string file, JsonElement obj, string key, JsonValueKind kind, string prefix = "")
+    {
+        if (!obj.TryGetProperty(key, out var value))
+            throw new InvalidDataException($"{file}: key '{prefix}{key}' is missing.");
+        if (value.ValueKind != kind)
+            throw new InvalidDataException($"{file}: key '{prefix}{key}' must be a JSON {KindName(kind)}, not {KindName(value.ValueKind)}.");
+        return value;
+    }
+
+    static string String(string file, JsonElement obj, string key, string prefix = "") =>
+        Member(file, obj, key, JsonValueKind.String, prefix).GetString()!;
+
+    static long Integer(string file, JsonElement obj, string key, long min, long max)
+    {
+        var value = Member(file, obj, key, JsonValueKind.Number);
+        if (!value.TryGetInt64(out long number) || number < min || number > max)
+            throw new InvalidDataException($"{file}: key '{key}' is {value.GetRawText()}; allowed values: whole numbers from {min} to {max}.");
+        return number;
+    }
+
+    static T Choice<T>(string file, JsonElement obj, string key, Dictionary<string, T> allowed)
+    {
+        string value = String(file, obj, key);
+        return allowed.TryGetValue(value, out var choice) ? choice
+            : throw new InvalidDataException($"{file}: key '{key}' is \"{value}\"; allowed values: {string.Join(", ", allowed.Keys.Select(k => $"\"{k}\""))}.");
+    }
+
+    static string KindName(JsonValueKind kind) => kind switch
+    {
+        JsonValueKind.Object => "object",
+        JsonValueKind.Array => "array",
+        JsonValueKind.String => "string",
+        JsonValueKind.Number => "number",
+        JsonValueKind.True or JsonValueKind.False => "boolean",
+        _ => "null",
+    };
+}
