@@ -1,0 +1,148 @@
+using DualLora.Cli.Notebooks;
+using DualLora.Runtime;
+
+namespace DualLora.Cli;
+
+/// <summary>The command line: one entry for every job the project does.</summary>
+public static class Commands
+{
+    const string Usage = """
+        usage: DualLora.Cli <command> [options]
+
+        commands:
+          walkthrough [--profile smoke|full] [--in-place] [--out DIR]
+              Execute every notebook under notebooks/ in order; write the executed notebooks to DIR/notebooks
+              (or back into notebooks/ with --in-place) and an HTML page each to DIR/html (DIR defaults to out/);
+              print a summary. The profile defaults to environment.json's.
+          notebooks run FILE.ipynb... [--output DIR] [--html DIR] [--profile smoke|full]
+              Execute the given notebooks; write each in place (or into --output) with its HTML page beside it
+              (or into --html).
+          env
+              Print the runtime environment read from environment.json.
+
+        exit codes: 0 success, 1 a notebook or command failed, 2 bad usage or input.
+        """;
+
+    public static int Run(string[] args, TextWriter output, TextWriter error)
+    {
+        try
+        {
+            return args switch
+            {
+                ["walkthrough", .. var rest] => Walkthrough(Options.Parse(rest, ["--profile", "--out"], ["--in-place"]), output),
+                ["notebooks", "run", .. var rest] => RunNotebooks(Options.Parse(rest, ["--output", "--html", "--profile"], []), output),
+                ["env"] => Environment(output),
+                ["help" or "--help" or "-h"] => Help(output),
+                _ => throw new UsageException(args.Length == 0 ? "no command given." : $"unknown command '{string.Join(" ", args)}'."),
+            };
+        }
+        catch (UsageException e)
+        {
+            error.WriteLine($"error: {e.Message}\n\n{Usage}");
+            return 2;
+        }
+        catch (Exception e) when (e is InvalidDataException or NotebookFormatException or FileNotFoundException)
+        {
+            error.WriteLine($"error: {e.Message}");
+            return 2;
+        }
+        catch (NotebookCellException e)
+        {
+            error.WriteLine($"error: {e.Message}");
+            return 1;
+        }
+    }
+
+    static int Help(TextWriter output)
+    {
+        output.WriteLine(Usage);
+        return 0;
+    }
+
+    static int Environment(TextWriter output)
+    {
+        var environment = RuntimeEnvironment.Find();
+        var device = environment.Apply();
+        foreach (var row in RuntimeReport.Describe(environment, device)) output.WriteLine($"{row.Item,-22} {row.Value}");
+        return 0;
+    }
+
+    static Profile? ParseProfile(Options options) => options.Value("--profile") switch
+    {
+        null => null,
+        "smoke" => Profile.Smoke,
+        "full" => Profile.Full,
+        var other => throw new UsageException($"--profile is '{other}'; allowed values: smoke, full."),
+    };
+
+    static int RunNotebooks(Options options, TextWriter output)
+    {
+        if (options.Positional.Count == 0) throw new UsageException("notebooks run needs at least one .ipynb file.");
+        var runner = new NotebookRunner(ProvidedPackages.FromRunningApplication(), output);
+        var profile = ParseProfile(options);
+        var runs = options.Positional.Select(path => runner.Run(path, options.Value("--output"), options.Value("--html"), profile)).ToList();
+        PrintSummary(runs, output);
+        return 0;
+    }
+
+    static int Walkthrough(Options options, TextWriter output)
+    {
+        var environment = RuntimeEnvironment.Find();
+        string root = Path.GetDirectoryName(environment.SourceFile)!;
+        string notebooks = Path.Combine(root, "notebooks");
+        string outFolder = Path.GetFullPath(options.Value("--out") ?? Path.Combine(root, "out"));
+        var files = Directory.GetFiles(notebooks, "*.ipynb").Order(StringComparer.Ordinal).ToList();
+        if (files.Count == 0) throw new FileNotFoundException($"{notebooks}: no notebooks to run.");
+        var profile = ParseProfile(options) ?? environment.Profile;
+        output.WriteLine($"walkthrough: {files.Count} notebooks, profile {profile.ToString().ToLowerInvariant()}");
+
+        var runner = new NotebookRunner(ProvidedPackages.FromRunningApplication(), output);
+        string? notebookOutput = options.Flag("--in-place") ? null : Path.Combine(outFolder, "notebooks");
+        string html = Path.Combine(outFolder, "html");
+        var runs = files.Select(f => runner.Run(f, notebookOutput, html, profile)).ToList();
+        PrintSummary(runs, output);
+        output.WriteLine($"executed notebooks: {notebookOutput ?? notebooks}");
+        output.WriteLine($"HTML pages: {html}");
+        return 0;
+    }
+
+    static void PrintSummary(IReadOnlyList<NotebookRun> runs, TextWriter output)
+    {
+        output.WriteLine();
+        output.WriteLine($"{"notebook",-40} {"cells",6} {"outputs",8} {"seconds",8}");
+        foreach (var run in runs)
+            output.WriteLine($"{Path.GetFileName(run.Notebook),-40} {run.Cells.Count,6} {run.Cells.Sum(c => c.Outputs),8} {run.Elapsed.TotalSeconds,8:F1}");
+        output.WriteLine($"{runs.Count} notebooks executed, {runs.Sum(r => r.Cells.Count)} cells, {runs.Sum(r => r.Elapsed.TotalSeconds):F1} s");
+    }
+}
+
+sealed class UsageException(string message) : Exception(message);
+
+/// <summary>Options of the form --name value or --flag, and positional arguments, as one command accepts them.</summary>
+sealed class Options
+{
+    readonly Dictionary<string, string> values = [];
+    readonly HashSet<string> flags = [];
+    public List<string> Positional { get; } = [];
+
+    public string? Value(string name) => values.GetValueOrDefault(name);
+    public bool Flag(string name) => flags.Contains(name);
+
+    public static Options Parse(IReadOnlyList<string> args, string[] valued, string[] flagNames)
+    {
+        var options = new Options();
+        for (int i = 0; i < args.Count; i++)
+        {
+            string arg = args[i];
+            if (valued.Contains(arg))
+            {
+                if (i + 1 >= args.Count) throw new UsageException($"{arg} needs a value.");
+                options.values[arg] = args[++i];
+            }
+            else if (flagNames.Contains(arg)) options.flags.Add(arg);
+            else if (arg.StartsWith("--", StringComparison.Ordinal)) throw new UsageException($"unknown option '{arg}'.");
+            else options.Positional.Add(arg);
+        }
+        return options;
+    }
+}

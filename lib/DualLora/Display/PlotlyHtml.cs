@@ -1,0 +1,43 @@
+using Plotly.NET;
+
+namespace DualLora.Display;
+
+/// <summary>
+/// Renders a Plotly.NET chart as HTML that works offline: plotly.js comes from the copy embedded in
+/// Plotly.NET's assembly rather than a CDN. It is written into the first chart of a session only
+/// (about 3.5 MB), and every chart draws once <c>window.Plotly</c> exists, so a page or a notebook
+/// carries plotly.js once however many charts it shows.
+/// </summary>
+public static class PlotlyHtml
+{
+    static readonly Lazy<string> PlotlyJs = new(() =>
+    {
+        var assembly = typeof(GenericChart).Assembly;
+        string name = assembly.GetManifestResourceNames().Single(n => n.StartsWith("Plotly.NET.plotly-", StringComparison.Ordinal) && n.EndsWith(".min.js", StringComparison.Ordinal));
+        using var reader = new StreamReader(assembly.GetManifestResourceStream(name)!);
+        return reader.ReadToEnd();
+    });
+
+    static int chartsRendered;
+
+    /// <summary>The plotly.js version embedded in Plotly.NET (read from its resource name).</summary>
+    public static string PlotlyJsVersion => typeof(GenericChart).Assembly.GetManifestResourceNames()
+        .Single(n => n.EndsWith(".min.js", StringComparison.Ordinal))["Plotly.NET.plotly-".Length..^".min.js".Length];
+
+    public static string Render(GenericChart chart)
+    {
+        string id = $"plotly-{Guid.NewGuid():N}";
+        string figure = GenericChart.toFigureJson(chart);
+        string library = Interlocked.Increment(ref chartsRendered) == 1 ? $"<script type=\"text/javascript\">{PlotlyJs.Value}</script>\n" : "";
+        return $$"""
+            {{library}}<div id="{{id}}"></div>
+            <script type="text/javascript">
+            (function draw() {
+              if (!window.Plotly) { setTimeout(draw, 50); return; }
+              var figure = {{figure}};
+              Plotly.newPlot("{{id}}", figure.data, figure.layout, {responsive: true});
+            })();
+            </script>
+            """;
+    }
+}
