@@ -9,7 +9,8 @@ namespace DualLora.Display;
 /// <summary>
 /// Registers how the library's values look in a notebook, through the .NET Interactive formatting API
 /// (the same API the VS Code kernel and the project's headless runner use): tensors as a small table
-/// with their shape and dtype, <see cref="PngImage"/> as image/png, Plotly.NET charts as offline HTML.
+/// with their shape and dtype, <see cref="PngImage"/> as image/png, Plotly.NET charts as offline HTML,
+/// <see cref="SourceListing"/> as code with its file and lines, <see cref="Table"/> as a flat table.
 /// Call once at the top of a notebook; calling again changes nothing.
 /// </summary>
 public static class Formatters
@@ -36,6 +37,10 @@ public static class Formatters
 
             Formatter.Register<GenericChart>((chart, writer) => writer.Write(PlotlyHtml.Render(chart)), "text/html");
             Formatter.Register<GenericChart>((_, writer) => writer.Write("Plotly chart (shown where JavaScript runs)"), "text/plain");
+            Formatter.Register<SourceListing>((listing, writer) => writer.Write(listing.ToHtml()), "text/html");
+            Formatter.Register<SourceListing>((listing, writer) => writer.Write(listing.ToString()), "text/plain");
+            Formatter.Register<Table>((table, writer) => writer.Write(table.ToHtml()), "text/html");
+            Formatter.Register<Table>((table, writer) => writer.Write(table.ToString()), "text/plain");
             registered = true;
         }
     }

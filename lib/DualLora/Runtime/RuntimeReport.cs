@@ -13,10 +13,13 @@ public static class RuntimeReport
     public static IReadOnlyList<ReportRow> Describe(RuntimeEnvironment environment, torch.Device device)
     {
         var native = TorchRuntime.Loaded;
-        string Exists(string path) => Directory.Exists(path) ? path : $"{path} (not present)";
+        string root = Path.GetDirectoryName(environment.SourceFile)!;
+        // Paths inside the project are shown relative to it, so a report reads the same on every machine.
+        string Show(string path) => path.StartsWith(root + Path.DirectorySeparatorChar, StringComparison.Ordinal) ? Path.GetRelativePath(root, path) : path;
+        string Exists(string path) => Directory.Exists(path) ? Show(path) : $"{Show(path)} (not present)";
         return
         [
-            new("environment file", environment.SourceFile),
+            new("environment file", Path.GetFileName(environment.SourceFile) + " at the project root"),
             new("profile", environment.Profile.ToString().ToLowerInvariant()),
             new("backend", environment.Backend.ToString().ToLowerInvariant()),
             new("device", $"{device} (asked for \"{environment.Device}\"; CUDA available: {torch.cuda.is_available()})"),
@@ -29,7 +32,7 @@ public static class RuntimeReport
             new(".NET", RuntimeInformation.FrameworkDescription),
             new("data: fashion_mnist", Exists(environment.Data.FashionMnist)),
             new("data: models", Exists(environment.Data.Models)),
-            new("data: runs", environment.Data.Runs),
+            new("data: runs", Show(environment.Data.Runs)),
         ];
     }
 }
