@@ -1,0 +1,209 @@
+using System.Text.Json.Nodes;
+using DualLora.Cli;
+using DualLora.Cli.Notebooks;
+using DualLora.Display;
+using DualLora.Runtime;
+
+namespace DualLora.Tests.Notebooks;
+
+[Collection(ProcessStateCollection.Name)]
+public class NotebookRunnerTests
+{
+    static readonly string LibraryReference = $"#r \"{typeof(PngImage).Assembly.Location}\"";
+
+    /// <summary>Writes a notebook whose cells are given as ("code" | "markdown", source).</summary>
+    static string WriteNotebook(TempFolder temp, params (string Kind, string Source)[] cells)
+    {
+        var json = new JsonObject
+        {
+            ["cells"] = new JsonArray(cells.Select(c => (JsonNode)new JsonObject
+            {
+                ["cell_type"] = c.Kind, ["metadata"] = new JsonObject(), ["source"] = NotebookDocument.Lines(c.Source),
+                ["outputs"] = c.Kind == "code" ? new JsonArray() : null, ["execution_count"] = null,
+            }).ToArray()),
+            ["metadata"] = new JsonObject { ["kernelspec"] = new JsonObject { ["name"] = ".net-csharp", ["display_name"] = ".NET (C#)", ["language"] = "C#" } },
+            ["nbformat"] = 4, ["nbformat_minor"] = 4,
+        };
+        string path = temp.File("test.ipynb");
+        File.WriteAllText(path, json.ToJsonString());
+        return path;
+    }
+
+    static NotebookRunner Runner() => new(ProvidedPackages.FromRunningApplication(), TextWriter.Null);
+
+    static JsonArray OutputsOf(string notebook, int cellIndex) => (JsonArray)JsonNode.Parse(File.ReadAllText(notebook))!["cells"]![cellIndex]!["outputs"]!;
+
+    static string Text(JsonNode? node) => node is JsonArray lines ? string.Concat(lines.Select(l => l!.GetValue<string>())) : node!.GetValue<string>();
+
+    [Fact]
+    public void Cells_share_one_session_and_record_results_displays_and_console_text()
+    {
+        using var temp = new TempFolder();
+        string path = WriteNotebook(temp,
+            ("markdown", "# Title"),
+            ("code", "var x = 1 + 2;"),
+            ("code", "Console.WriteLine(\"hello\");\ndisplay(\"shown\");\nx * 10"));
+        var run = Runner().Run(path, outputFolder: Path.Combine(temp.Path, "out"));
+
+        string written = Path.Combine(temp.Path, "out", "test.ipynb");
+        Assert.Equal(written, run.WrittenTo);
+        var notebook = JsonNode.Parse(File.ReadAllText(written))!;
+        Assert.Equal(4, notebook["nbformat"]!.GetValue<int>());
+        Assert.Equal(".net-csharp", notebook["metadata"]!["kernelspec"]!["name"]!.GetValue<string>());
+        Assert.Equal("csharp", notebook["metadata"]!["polyglot_notebook"]!["kernelInfo"]!["defaultKernelName"]!.GetValue<string>());
+        Assert.Equal(1, notebook["cells"]![1]!["execution_count"]!.GetValue<int>());
+        Assert.Equal(2, notebook["cells"]![2]!["execution_count"]!.GetValue<int>());
+
+        var outputs = OutputsOf(written, 2);
+        Assert.Equal(["stream", "display_data", "execute_result"], outputs.Select(o => o!["output_type"]!.GetValue<string>()));
+        Assert.Equal("hello\n", Text(outputs[0]!["text"]));
+        Assert.Equal("shown", Text(outputs[1]!["data"]!["text/plain"]));
+        Assert.Equal("30", Text(outputs[2]!["data"]!["text/plain"]));
+        Assert.Equal(2, outputs[2]!["execution_count"]!.GetValue<int>());
+        Assert.True(File.Exists(Path.Combine(temp.Path, "out", "test.html")));
+        Assert.Contains("<h1", File.ReadAllText(Path.Combine(temp.Path, "out", "test.html")));
+    }
+
+    [Fact]
+    public void Cells_get_only_the_kernel_imports()
+    {
+        using var temp = new TempFolder();
+        string path = WriteNotebook(temp, ("code", "var folder = Path.GetTempPath();"));
+        var error = Assert.Throws<NotebookCellException>(() => Runner().Run(path, Path.Combine(temp.Path, "out")));
+        Assert.Contains("CS0103", error.Message);
+        Assert.Contains("'Path'", error.Message);
+    }
+
+    [Fact]
+    public void A_failing_cell_stops_the_run_names_the_cell_and_line_and_writes_nothing()
+    {
+        using var temp = new TempFolder();
+        string path = WriteNotebook(temp,
+            ("code", "int a = 1;"),
+            ("markdown", "text"),
+            ("code", "int b = 2;\nthrow new InvalidOperationException(\"boom\");"),
+            ("code", "int c = 3;"));
+        string before = File.ReadAllText(path);
+
+        var error = Assert.Throws<NotebookCellException>(() => Runner().Run(path));
+        Assert.Equal(3, error.Cell);
+        Assert.Equal(2, error.Line);
+        Assert.Contains("test.ipynb: cell 3, line 2: System.InvalidOperationException: boom", error.Message);
+        Assert.Equal(before, File.ReadAllText(path));
+        Assert.Equal(["test.ipynb"], Directory.GetFiles(temp.Path).Select(Path.GetFileName));
+    }
+
+    [Fact]
+    public void A_compile_error_reports_its_line()
+    {
+        using var temp = new TempFolder();
+        string path = WriteNotebook(temp, ("code", "int a = 1;\n\nint b = \"text\";"));
+        var error = Assert.Throws<NotebookCellException>(() => Runner().Run(path, Path.Combine(temp.Path, "out")));
+        Assert.Equal(1, error.Cell);
+        Assert.Equal(3, error.Line);
+        Assert.Contains("CS0029", error.Message);
+        Assert.False(Directory.Exists(Path.Combine(temp.Path, "out")));
+    }
+
+    [Theory]
+    [InlineData("#r \"nuget: Newtonsoft.Json, 13.0.3\"", "no package 'Newtonsoft.Json'", "TorchSharp-cpu 0.107.0")]
+    [InlineData("#r \"nuget: TorchSharp-cpu, 0.106.0\"", "version 0.106.0", "provides 0.107.0")]
+    [InlineData("#r \"nuget: TorchSharp-cpu\"", "has no version", "#r \"nuget: TorchSharp-cpu, 0.107.0\"")]
+    [InlineData("#r \"../elsewhere/Other.dll\"", "only the project's library", "DualLora.dll")]
+    [InlineData("#r \"../missing/DualLora.dll\"", "does not exist", "dotnet build -c Release")]
+    [InlineData("#!time", "magic commands", "#!time")]
+    public void Bad_directives_are_clear_errors(string directive, string expected1, string expected2)
+    {
+        using var temp = new TempFolder();
+        string path = WriteNotebook(temp, ("code", $"// references\n{directive}"));
+        var error = Assert.Throws<NotebookCellException>(() => Runner().Run(path, Path.Combine(temp.Path, "out")));
+        Assert.Equal(1, error.Cell);
+        Assert.Equal(2, error.Line);
+        Assert.Contains(expected1, error.Message);
+        Assert.Contains(expected2, error.Message);
+    }
+
+    [Fact]
+    public void Package_and_library_references_resolve_and_images_are_png_outputs()
+    {
+        using var temp = new TempFolder();
+        string path = WriteNotebook(temp,
+            ("code", $"#r \"nuget: TorchSharp-cpu, 0.107.0\"\n#r \"nuget: SkiaSharp, 3.119.4\"\n{LibraryReference}"),
+            ("code", "using DualLora.Display;\nFormatters.Register();\nDualLora.Runtime.TorchRuntime.EnsureLoaded();\nPngImage.Grayscale(TorchSharp.torch.eye(3), scale: 2)"));
+        Runner().Run(path, Path.Combine(temp.Path, "out"));
+        var result = OutputsOf(Path.Combine(temp.Path, "out", "test.ipynb"), 1).Single()!;
+        byte[] png = Convert.FromBase64String(result["data"]!["image/png"]!.GetValue<string>());
+        Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, png[..4]);
+        Assert.Equal("PNG image 6x6", Text(result["data"]!["text/plain"]));
+        Assert.Contains("data:image/png;base64,", File.ReadAllText(Path.Combine(temp.Path, "out", "test.html")));
+    }
+
+    [Theory]
+    [InlineData("{ not json", "not valid JSON")]
+    [InlineData("""{"nbformat": 3, "cells": [], "metadata": {}}""", "'nbformat' must be 4")]
+    [InlineData("""{"nbformat": 4, "metadata": {"kernelspec": {"name": ".net-csharp"}}}""", "'cells' is missing")]
+    [InlineData("""{"nbformat": 4, "cells": [], "metadata": {"kernelspec": {"name": "python3"}}}""", "'python3'")]
+    [InlineData("""{"nbformat": 4, "cells": [{"cell_type": "code", "metadata": {}}], "metadata": {"kernelspec": {"name": ".net-csharp"}}}""", "cell 1 has no 'source'")]
+    [InlineData("""{"nbformat": 4, "cells": [{"cell_type": "sql", "source": ""}], "metadata": {"kernelspec": {"name": ".net-csharp"}}}""", "cell_type 'sql'")]
+    [InlineData("""{"nbformat": 4, "cells": [{"cell_type": "code", "source": "", "metadata": {"polyglot_notebook": {"kernelName": "fsharp"}}}], "metadata": {"kernelspec": {"name": ".net-csharp"}}}""", "'fsharp' kernel")]
+    public void Malformed_notebooks_are_rejected_naming_the_file(string content, string expected)
+    {
+        using var temp = new TempFolder();
+        string path = temp.File("bad.ipynb");
+        File.WriteAllText(path, content);
+        var error = Assert.Throws<NotebookFormatException>(() => Runner().Run(path));
+        Assert.Contains(path, error.Message);
+        Assert.Contains(expected, error.Message);
+        Assert.Equal(content, File.ReadAllText(path));
+    }
+
+    [Fact]
+    public void The_command_line_returns_distinct_exit_codes_for_bad_input_and_failing_cells()
+    {
+        using var temp = new TempFolder();
+        var errors = new StringWriter();
+        string bad = temp.File("bad.ipynb");
+        File.WriteAllText(bad, "[]");
+        Assert.Equal(2, Commands.Run(["notebooks", "run", bad], TextWriter.Null, errors));
+        Assert.Contains("bad.ipynb: the top level must be a JSON object", errors.ToString());
+
+        string failing = WriteNotebook(temp, ("code", "throw new Exception(\"no\");"));
+        Assert.Equal(1, Commands.Run(["notebooks", "run", failing], TextWriter.Null, errors));
+        Assert.Contains("cell 1, line 1: System.Exception: no", errors.ToString());
+
+        Assert.Equal(2, Commands.Run(["notebooks", "run", failing, "--profile", "huge"], TextWriter.Null, errors));
+        Assert.Equal(2, Commands.Run(["frobnicate"], TextWriter.Null, errors));
+    }
+
+    [Fact]
+    public void Every_notebook_of_the_project_runs_with_the_smoke_profile()
+    {
+        using var temp = new TempFolder();
+        string root = Path.GetDirectoryName(RuntimeEnvironment.Find(AppContext.BaseDirectory).SourceFile)!;
+        var notebooks = Directory.GetFiles(Path.Combine(root, "notebooks"), "*.ipynb").Order().ToList();
+        Assert.NotEmpty(notebooks);
+
+        var output = new StringWriter();
+        var errors = new StringWriter();
+        string previous = Directory.GetCurrentDirectory();
+        try
+        {
+            Directory.SetCurrentDirectory(root);
+            int exit = Commands.Run(["walkthrough", "--profile", "smoke", "--out", temp.Path], output, errors);
+            Assert.True(exit == 0, $"walkthrough failed:\n{errors}\n{output}");
+        }
+        finally
+        {
+            Directory.SetCurrentDirectory(previous);
+        }
+        Assert.Contains("profile smoke", output.ToString());
+        foreach (string notebook in notebooks)
+        {
+            string name = Path.GetFileName(notebook);
+            var executed = JsonNode.Parse(File.ReadAllText(Path.Combine(temp.Path, "notebooks", name)))!;
+            var codeCells = executed["cells"]!.AsArray().Where(c => c!["cell_type"]!.GetValue<string>() == "code").ToList();
+            Assert.Equal(Enumerable.Range(1, codeCells.Count), codeCells.Select(c => c!["execution_count"]!.GetValue<int>()));
+            Assert.True(File.Exists(Path.Combine(temp.Path, "html", Path.ChangeExtension(name, ".html"))), name);
+        }
+    }
+}
