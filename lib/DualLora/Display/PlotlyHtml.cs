@@ -1,3 +1,5 @@
+using System.Security.Cryptography;
+using System.Text;
 using Plotly.NET;
 
 namespace DualLora.Display;
@@ -26,9 +28,12 @@ public static class PlotlyHtml
 
     public static string Render(GenericChart chart)
     {
-        string id = $"plotly-{Guid.NewGuid():N}";
         string figure = GenericChart.toFigureJson(chart);
-        string library = Interlocked.Increment(ref chartsRendered) == 1 ? $"<script type=\"text/javascript\">{PlotlyJs.Value}</script>\n" : "";
+        int number = Interlocked.Increment(ref chartsRendered);
+        // The id depends only on the figure and its place in the session, so re-running a notebook
+        // reproduces its outputs byte for byte.
+        string id = $"plotly-{Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(figure)))[..12].ToLowerInvariant()}-{number}";
+        string library = number == 1 ? $"<script type=\"text/javascript\">{PlotlyJs.Value}</script>\n" : "";
         return $$"""
             {{library}}<div id="{{id}}"></div>
             <script type="text/javascript">

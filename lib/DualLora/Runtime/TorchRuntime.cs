@@ -74,23 +74,21 @@ public static class TorchRuntime
 
     /// <summary>The libLibTorchSharp.so the process would load: beside the app, or in the TorchSharp package.</summary>
     public static string? FindTorchSharpNative() =>
-        CandidateNativeFolders().Select(f => Path.Combine(f, TorchSharpNative)).FirstOrDefault(File.Exists);
+        FindTorchSharpNative(AppContext.BaseDirectory, Path.GetDirectoryName(typeof(torch).Assembly.Location));
 
-    static IEnumerable<string> CandidateNativeFolders()
+    internal static string? FindTorchSharpNative(string appFolder, string? torchSharpAssemblyFolder)
     {
-        string app = AppContext.BaseDirectory;
-        yield return Path.Combine(app, "runtimes", "linux-x64", "native");
-        yield return app;
+        var candidates = new List<string> { Path.Combine(appFolder, "runtimes", "linux-x64", "native"), appFolder };
         // In a notebook, TorchSharp.dll is loaded from <packages>/torchsharp/<version>/lib/<tfm>/.
-        string? assemblyFolder = Path.GetDirectoryName(typeof(torch).Assembly.Location);
-        if (!string.IsNullOrEmpty(assemblyFolder))
+        if (!string.IsNullOrEmpty(torchSharpAssemblyFolder))
         {
-            yield return Path.GetFullPath(Path.Combine(assemblyFolder, "..", "..", "runtimes", "linux-x64", "native"));
-            yield return assemblyFolder;
+            candidates.Add(Path.GetFullPath(Path.Combine(torchSharpAssemblyFolder, "..", "..", "runtimes", "linux-x64", "native")));
+            candidates.Add(torchSharpAssemblyFolder);
         }
+        return candidates.Select(f => Path.Combine(f, TorchSharpNative)).FirstOrDefault(File.Exists);
     }
 
-    static string? FindLibTorchFolder(string torchSharpNative)
+    internal static string? FindLibTorchFolder(string torchSharpNative)
     {
         string beside = Path.GetDirectoryName(torchSharpNative)!;
         if (File.Exists(Path.Combine(beside, "libtorch_cpu.so"))) return beside;

@@ -95,3 +95,38 @@ public class TorchRuntimeTests
         Assert.Contains("GLIBCXX_3.4", ElfSymbolVersions.ReadDefinedVersions(system!));
     }
 }
+
+public class NativeLibraryLocationTests
+{
+    [Fact]
+    public void In_a_package_cache_layout_the_native_library_and_LibTorch_are_found_as_a_notebook_loads_them()
+    {
+        // <packages>/torchsharp/0.107.0/lib/net8.0/TorchSharp.dll and its natives, as #r "nuget: TorchSharp-cpu" leaves them.
+        using var temp = new TempFolder();
+        string assemblyFolder = Directory.CreateDirectory(Path.Combine(temp.Path, "torchsharp", "0.107.0", "lib", "net8.0")).FullName;
+        string natives = Directory.CreateDirectory(Path.Combine(temp.Path, "torchsharp", "0.107.0", "runtimes", "linux-x64", "native")).FullName;
+        File.WriteAllText(Path.Combine(natives, "libLibTorchSharp.so"), "");
+        foreach (string version in new[] { "2.9.1", "2.10.0" })
+        {
+            string libTorch = Directory.CreateDirectory(Path.Combine(temp.Path, "libtorch-cpu-linux-x64", version, "runtimes", "linux-x64", "native")).FullName;
+            File.WriteAllText(Path.Combine(libTorch, "libtorch_cpu.so"), "");
+        }
+        string appFolder = Directory.CreateDirectory(Path.Combine(temp.Path, "kernel")).FullName;
+
+        string? found = TorchRuntime.FindTorchSharpNative(appFolder, assemblyFolder);
+        Assert.Equal(Path.Combine(natives, "libLibTorchSharp.so"), found);
+        Assert.Equal(Path.Combine(temp.Path, "libtorch-cpu-linux-x64", "2.10.0", "runtimes", "linux-x64", "native"), TorchRuntime.FindLibTorchFolder(found!));
+    }
+
+    [Fact]
+    public void In_a_build_output_the_libraries_beside_the_app_are_used()
+    {
+        using var temp = new TempFolder();
+        string natives = Directory.CreateDirectory(Path.Combine(temp.Path, "runtimes", "linux-x64", "native")).FullName;
+        File.WriteAllText(Path.Combine(natives, "libLibTorchSharp.so"), "");
+        File.WriteAllText(Path.Combine(natives, "libtorch_cpu.so"), "");
+        string? found = TorchRuntime.FindTorchSharpNative(temp.Path, null);
+        Assert.Equal(Path.Combine(natives, "libLibTorchSharp.so"), found);
+        Assert.Equal(natives, TorchRuntime.FindLibTorchFolder(found!));
+    }
+}
