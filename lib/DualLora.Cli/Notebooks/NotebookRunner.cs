@@ -104,8 +104,7 @@ public sealed class NotebookRunner(ProvidedPackages packages, TextWriter log)
             .WithReferences(FrameworkReferences())
             .WithImports(KernelImports)
             .WithEmitDebugInformation(true)
-            .WithFileEncoding(Encoding.UTF8)
-            .WithAllowUnsafe(false);
+            .WithFileEncoding(Encoding.UTF8);
         ScriptState<object>? state = null;
         var codeCells = notebook.Cells.Where(c => c.IsCode).ToList();
         int executionCount = 0;
@@ -116,27 +115,27 @@ public sealed class NotebookRunner(ProvidedPackages packages, TextWriter log)
             var clock = Stopwatch.StartNew();
             progress.Write($"  {name} cell {cell.Number} ({executionCount}/{codeCells.Count}) ... ");
             string cellPath = $"{notebook.Path}#cell{cell.Number}";
-            var (code, references) = ApplyDirectives(notebook, cell);
-            options = options.AddReferences(references).WithFilePath(cellPath);
             var outputs = new CellOutputs();
             globals.Current = outputs;
             try
             {
+                var (code, references) = ApplyDirectives(notebook, cell);
+                options = options.AddReferences(references).WithFilePath(cellPath);
                 state = state == null
                     ? CSharpScript.RunAsync(code, options, globals, typeof(NotebookGlobals)).GetAwaiter().GetResult()
                     : state.ContinueWithAsync(code, options).GetAwaiter().GetResult();
                 if (state.ReturnValue != null) outputs.AppendResult(state.ReturnValue, executionCount);
             }
-            catch (CompilationErrorException e)
+            catch (Exception e)
             {
                 progress.WriteLine("failed");
-                var error = e.Diagnostics.First(d => d.Severity == DiagnosticSeverity.Error);
-                int line = error.Location.GetLineSpan().StartLinePosition.Line + 1;
-                throw new NotebookCellException(name, cell.Number, line, $"{error.Id}: {error.GetMessage()}", e);
-            }
-            catch (Exception e) when (e is not NotebookCellException)
-            {
-                progress.WriteLine("failed");
+                if (e is NotebookCellException) throw;
+                if (e is CompilationErrorException compilation)
+                {
+                    var error = compilation.Diagnostics.First(d => d.Severity == DiagnosticSeverity.Error);
+                    int line = error.Location.GetLineSpan().StartLinePosition.Line + 1;
+                    throw new NotebookCellException(name, cell.Number, line, $"{error.Id}: {error.GetMessage()}", e);
+                }
                 throw new NotebookCellException(name, cell.Number, LineIn(e, cellPath), $"{e.GetType().FullName}: {e.Message}", e);
             }
             finally
