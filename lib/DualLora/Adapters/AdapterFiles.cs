@@ -1,0 +1,200 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using DualLora.IO;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DualLora.Adapters;
+
+/// <summary>
+/// Adapters on disk in HF PEFT's layout: a folder with <c>adapter_config.json</c> (<c>peft_type</c> and the
+/// method's fields) and <c>adapter_model.safetensors</c>, keys <c>base_model.model.&lt;module path&gt;.lora_A.weight</c>
+/// and so on (Dual-LoRA adds <c>lora_T</c> and <c>lora_ln</c>; a LoRA-MoE stores its experts side by side in
+/// <c>lora_A</c> and <c>lora_B</c> and its router as <c>lora_router</c>); the weights of modules_to_save follow
+/// as <c>base_model.model.&lt;module path&gt;.&lt;parameter&gt;</c>. Loading is strict and all-or-nothing.
+/// </summary>
+public static class AdapterFiles
+{
+    public const string ConfigFile = "adapter_config.json";
+    public const string WeightsFile = "adapter_model.safetensors";
+    const string Prefix = "base_model.model.";
+
+    public static void Save(AdapterHandle handle, string folder)
+    {
+        Directory.CreateDirectory(folder);
+        var tensors = SavedParameters(handle).Select(p => new KeyValuePair<string, Tensor>(p.Key, p.Parameter)).ToList();
+        SafetensorsWriter.Write(Path.Combine(folder, WeightsFile), tensors, new Dictionary<string, string> { ["format"] = "pt" });
+        AtomicFile.WriteAllText(Path.Combine(folder, ConfigFile), ConfigJson(handle.Config).ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+    }
+
+    /// <summary>
+    /// Reads the folder's config, injects the adapter into <paramref name="model"/> and loads its weights.
+    /// Missing or unexpected keys, mismatched shapes (a different rank, say) or a config this project
+    /// cannot honour are reported together, and the model is left exactly as it was.
+    /// </summary>
+    public static AdapterHandle Load(nn.Module model, string folder, AdapterConfig? expected = null)
+    {
+        string configPath = Path.Combine(folder, ConfigFile), weightsPath = Path.Combine(folder, WeightsFile);
+        var config = ReadConfig(configPath);
+        if (expected != null && expected.GetType() != config.GetType())
+            throw new InvalidDataException($"{configPath}: peft_type is {config.PeftType}, but a {expected.PeftType} adapter was asked for.");
+        using var file = SafetensorsFile.Open(weightsPath);
+
+        var handle = AdapterInjection.Inject(model, config);
+        try
+        {
+            var wanted = SavedParameters(handle).ToDictionary(p => p.Key, p => p.Parameter);
+            var missing = wanted.Keys.Where(k => !file.Contains(k)).ToList();
+            var unexpected = file.Names.Where(k => !wanted.ContainsKey(k)).ToList();
+            var misshapen = wanted.Where(p => file.Contains(p.Key) && !file[p.Key].Shape.SequenceEqual(p.Value.shape))
+                .Select(p => $"{p.Key} is [{string.Join(", ", file[p.Key].Shape)}] in the file, [{string.Join(", ", p.Value.shape)}] in the model").ToList();
+            if (missing.Count + unexpected.Count + misshapen.Count > 0)
+                throw new InvalidDataException($"{weightsPath} does not fit the model:" +
+                    (missing.Count > 0 ? $"\n  missing keys: {string.Join(", ", missing)}" : "") +
+                    (unexpected.Count > 0 ? $"\n  unexpected keys: {string.Join(", ", unexpected)}" : "") +
+                    (misshapen.Count > 0 ? $"\n  shape mismatches: {string.Join("; ", misshapen)}" : ""));
+
+            using var _ = no_grad();
+            foreach (var (key, parameter) in wanted)
+            {
+                using var stored = file.ReadTensor(key);
+                parameter.copy_(stored);
+            }
+            return handle;
+        }
+        catch
+        {
+            handle.Remove();
+            throw;
+        }
+    }
+
+    static IEnumerable<(string Key, TorchSharp.Modules.Parameter Parameter)> SavedParameters(AdapterHandle handle)
+    {
+        foreach (var (name, parameter) in handle.AdapterNamedParameters()) yield return (Prefix + name, parameter);
+        foreach (var (name, parameter) in handle.Model.named_parameters())
+            if (handle.TrainableModules.Any(m => name.StartsWith(m + ".", StringComparison.Ordinal))) yield return (Prefix + name, parameter);
+    }
+
+    static JsonObject ConfigJson(AdapterConfig config)
+    {
+        var json = new JsonObject
+        {
+            ["peft_type"] = config.PeftType,
+            ["task_type"] = "CAUSAL_LM",
+            ["target_modules"] = config.TargetRegex is { } regex ? JsonValue.Create(regex) : new JsonArray(config.TargetModules.Select(t => (JsonNode)JsonValue.Create(t)!).ToArray()),
+            ["modules_to_save"] = config.ModulesToSave.Count == 0 ? null : new JsonArray(config.ModulesToSave.Select(t => (JsonNode)JsonValue.Create(t)!).ToArray()),
+            ["bias"] = "none",
+            ["fan_in_fan_out"] = false,
+            ["inference_mode"] = true,
+        };
+        switch (config)
+        {
+            case LoraConfig lora:
+                json["r"] = lora.Rank; json["lora_alpha"] = lora.Alpha; json["lora_dropout"] = lora.Dropout; json["use_rslora"] = lora.UseRsLora;
+                break;
+            case DualLoraConfig dual:
+                json["r"] = dual.Rank; json["lora_alpha"] = dual.EffectiveAlpha; json["lora_dropout"] = dual.Dropout;
+                json["use_layer_norm"] = dual.UseLayerNorm; json["use_relu"] = dual.UseRelu;
+                break;
+            case MoeLoraConfig moe:
+                json["routing"] = RoutingName(moe.Routing); json["num_experts"] = moe.Experts; json["expert_r"] = moe.ExpertRank;
+                json["expert_ranks"] = new JsonArray(moe.Ranks.Select(r => (JsonNode)JsonValue.Create(r)).ToArray());
+                json["lora_alpha"] = moe.Alpha; json["top_k"] = moe.TopK; json["lora_dropout"] = moe.Dropout; json["aux_loss_weight"] = moe.AuxiliaryLossWeight;
+                break;
+        }
+        return json;
+    }
+
+    static string RoutingName(Routing routing) => routing switch { Routing.Dense => "dense", Routing.TopK => "top_k", _ => "rectified" };
+
+    /// <summary>
+    /// Fields PEFT writes that do not change the computation, and the value each must have if it is one
+    /// this project cannot honour (null: any value is fine).
+    /// </summary>
+    static readonly Dictionary<string, string?> PeftFields = new()
+    {
+        ["task_type"] = null, ["base_model_name_or_path"] = null, ["revision"] = null, ["inference_mode"] = null,
+        ["auto_mapping"] = null, ["init_lora_weights"] = null, ["peft_version"] = null, ["megatron_core"] = null,
+        ["bias"] = "\"none\"", ["fan_in_fan_out"] = "false", ["use_dora"] = "false", ["lora_bias"] = "false",
+        ["layers_to_transform"] = "null", ["layers_pattern"] = "null", ["rank_pattern"] = "{}", ["alpha_pattern"] = "{}",
+        ["megatron_config"] = "null", ["loftq_config"] = "{}", ["layer_replication"] = "null", ["exclude_modules"] = "null",
+        ["eva_config"] = "null", ["corda_config"] = "null", ["trainable_token_indices"] = "null", ["runtime_config"] = null,
+        ["use_qalora"] = "false", ["qalora_group_size"] = null, ["target_parameters"] = "null",
+    };
+
+    public static AdapterConfig ReadConfig(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no adapter config here.");
+        JsonObject json;
+        try
+        {
+            json = JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new InvalidDataException($"{path}: the config must be a JSON object.");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{path}: not valid JSON ({e.Message}).", e);
+        }
+
+        var used = new HashSet<string> { "peft_type", "target_modules", "modules_to_save" };
+        T Field<T>(string name, T fallback, bool required = false)
+        {
+            used.Add(name);
+            if (json[name] is null)
+                return required ? throw new InvalidDataException($"{path}: field '{name}' is missing.") : fallback;
+            try
+            {
+                return json[name]!.GetValue<T>();
+            }
+            catch (Exception e) when (e is InvalidOperationException or FormatException)
+            {
+                throw new InvalidDataException($"{path}: field '{name}' is {json[name]!.ToJsonString()}, not a {typeof(T).Name}.");
+            }
+        }
+
+        string peftType = Field<string>("peft_type", "", required: true);
+        AdapterConfig config = peftType switch
+        {
+            "LORA" => new LoraConfig(Field("r", 8, true), Field("lora_alpha", 8.0), Field("lora_dropout", 0.0), Field("use_rslora", false)),
+            "DUAL_LORA" => new DualLoraConfig(Field("r", 32, true), Field<double?>("lora_alpha", null), Field("lora_dropout", 0.0), Field("use_layer_norm", true), Field("use_relu", true)),
+            "MOE_LORA" => new MoeLoraConfig(
+                Field("routing", "", true) switch
+                {
+                    "dense" => Routing.Dense, "top_k" => Routing.TopK, "rectified" => Routing.Rectified,
+                    var other => throw new InvalidDataException($"{path}: field 'routing' is \"{other}\"; allowed values: \"dense\", \"top_k\", \"rectified\"."),
+                },
+                Field("num_experts", 4, true), Field("expert_r", 8, true), Field("lora_alpha", 16.0), Field("top_k", 2),
+                Field("lora_dropout", 0.0), Field("aux_loss_weight", 0.0),
+                json["expert_ranks"] is JsonArray ranks ? ranks.Select(r => r!.GetValue<int>()).ToList() : null),
+            _ => throw new InvalidDataException($"{path}: peft_type \"{peftType}\" is not supported; supported: LORA, DUAL_LORA, MOE_LORA."),
+        };
+        used.Add("expert_ranks");
+
+        config = json["target_modules"] switch
+        {
+            JsonArray names => config with { TargetModules = names.Select(n => n!.GetValue<string>()).ToList() },
+            JsonValue regex => config with { TargetRegex = regex.GetValue<string>() },
+            _ => throw new InvalidDataException($"{path}: field 'target_modules' is missing (a list of names or a regular expression)."),
+        };
+        if (json["modules_to_save"] is JsonArray save) config = config with { ModulesToSave = save.Select(n => n!.GetValue<string>()).ToList() };
+
+        foreach (var (name, value) in json)
+        {
+            if (used.Contains(name)) continue;
+            if (!PeftFields.TryGetValue(name, out string? required))
+                throw new InvalidDataException($"{path}: unknown field '{name}' for peft_type {peftType}.");
+            string actual = value?.ToJsonString() ?? "null";
+            if (required != null && actual != required)
+                throw new InvalidDataException($"{path}: field '{name}' is {actual}; this project supports only {required}.");
+        }
+        try
+        {
+            config.Validate();
+        }
+        catch (ArgumentException e)
+        {
+            throw new InvalidDataException($"{path}: {e.Message}", e);
+        }
+        return config;
+    }
+}
