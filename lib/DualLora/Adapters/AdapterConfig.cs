@@ -14,6 +14,15 @@ public abstract record AdapterConfig
     public string? TargetRegex { get; init; }
     public IReadOnlyList<string> ModulesToSave { get; init; } = [];
 
+    /// <summary>
+    /// The config for one layer: where a rank pattern (PEFT's <c>rank_pattern</c>: module path or its last
+    /// segments → rank) names the layer, the same config with that rank; otherwise this config.
+    /// </summary>
+    public virtual AdapterConfig ForLayer(string path) => this;
+
+    protected static int? PatternRank(IReadOnlyDictionary<string, int> pattern, string path) =>
+        pattern.Where(p => path == p.Key || path.EndsWith("." + p.Key, StringComparison.Ordinal)).Select(p => (int?)p.Value).FirstOrDefault();
+
     /// <summary>The <c>peft_type</c> written to adapter_config.json.</summary>
     public abstract string PeftType { get; }
     /// <summary>The multiplier of the adapter's update.</summary>
@@ -33,6 +42,8 @@ public abstract record AdapterConfig
 /// <summary>LoRA (Hu et al.; HF PEFT): y = W0 x + b0 + s · B A dropout(x), s = α/r (rsLoRA: α/√r).</summary>
 public sealed record LoraConfig(int Rank = 8, double Alpha = 16, double Dropout = 0.05, bool UseRsLora = false) : AdapterConfig
 {
+    public IReadOnlyDictionary<string, int> RankPattern { get; init; } = new Dictionary<string, int>();
+    public override AdapterConfig ForLayer(string path) => PatternRank(RankPattern, path) is int r ? this with { Rank = r, RankPattern = new Dictionary<string, int>() } : this;
     public override string PeftType => "LORA";
     public override double Scaling => UseRsLora ? Alpha / Math.Sqrt(Rank) : Alpha / Rank;
     public override long ParameterCount(long inFeatures, long outFeatures) => Rank * (inFeatures + outFeatures);
@@ -41,6 +52,7 @@ public sealed record LoraConfig(int Rank = 8, double Alpha = 16, double Dropout 
     public override void Validate()
     {
         Require(Rank >= 1, "r", $"the rank must be at least 1, got {Rank}.");
+        Require(RankPattern.Values.All(r => r >= 1), "rank_pattern", "every rank must be at least 1.");
         Require(Dropout is >= 0 and < 1, "lora_dropout", $"must be in [0, 1), got {Dropout}.");
     }
 }
@@ -52,6 +64,8 @@ public sealed record LoraConfig(int Rank = 8, double Alpha = 16, double Dropout 
 /// </summary>
 public sealed record DualLoraConfig(int Rank = 32, double? Alpha = null, double Dropout = 0.05, bool UseLayerNorm = true, bool UseRelu = true) : AdapterConfig
 {
+    public IReadOnlyDictionary<string, int> RankPattern { get; init; } = new Dictionary<string, int>();
+    public override AdapterConfig ForLayer(string path) => PatternRank(RankPattern, path) is int r ? this with { Rank = r, RankPattern = new Dictionary<string, int>() } : this;
     public override string PeftType => "DUAL_LORA";
     public double EffectiveAlpha => Alpha ?? 2.0 * Rank;
     public override double Scaling => EffectiveAlpha / Rank;
@@ -61,6 +75,7 @@ public sealed record DualLoraConfig(int Rank = 32, double? Alpha = null, double 
     public override void Validate()
     {
         Require(Rank >= 1, "r", $"the rank must be at least 1, got {Rank}.");
+        Require(RankPattern.Values.All(r => r >= 1), "rank_pattern", "every rank must be at least 1.");
         Require(Dropout is >= 0 and < 1, "lora_dropout", $"must be in [0, 1), got {Dropout}.");
     }
 }
@@ -86,6 +101,17 @@ public enum Routing
 public sealed record MoeLoraConfig(Routing Routing, int Experts = 4, int ExpertRank = 8, double Alpha = 16, int TopK = 2,
     double Dropout = 0.05, double AuxiliaryLossWeight = 0, IReadOnlyList<int>? ExpertRanks = null) : AdapterConfig
 {
+    /// <summary>Module path (or its last segments) → the total rank of that layer's experts, spread evenly over them.</summary>
+    public IReadOnlyDictionary<string, int> RankPattern { get; init; } = new Dictionary<string, int>();
+    public override AdapterConfig ForLayer(string path) => PatternRank(RankPattern, path) is int total ? WithTotalRank(total) with { RankPattern = new Dictionary<string, int>() } : this;
+
+    /// <summary>This config with <paramref name="total"/> ranks spread over the experts, the first ones taking one more.</summary>
+    public MoeLoraConfig WithTotalRank(int total) => this with
+    {
+        ExpertRanks = Enumerable.Range(0, Experts).Select(i => total / Experts + (i < total % Experts ? 1 : 0)).ToList(),
+        ExpertRank = (total + Experts - 1) / Experts,
+    };
+
     public override string PeftType => "MOE_LORA";
     public IReadOnlyList<int> Ranks => ExpertRanks ?? Enumerable.Repeat(ExpertRank, Experts).ToList();
     public override double Scaling => Alpha / ExpertRank;
@@ -100,6 +126,7 @@ public sealed record MoeLoraConfig(Routing Routing, int Experts = 4, int ExpertR
             $"must hold {Experts} ranks of at least 1, got [{string.Join(", ", ExpertRanks ?? [])}].");
         Require(Routing != Routing.TopK || TopK is >= 1 && TopK <= Experts, "top_k", $"must be between 1 and {Experts}, got {TopK}.");
         Require(Dropout is >= 0 and < 1, "lora_dropout", $"must be in [0, 1), got {Dropout}.");
+        Require(RankPattern.Values.All(r => r >= Experts), "rank_pattern", $"every layer needs a total rank of at least {Experts} (one per expert).");
         Require(AuxiliaryLossWeight >= 0, "aux_loss_weight", $"must not be negative, got {AuxiliaryLossWeight}.");
         Require(AuxiliaryLossWeight == 0 || Routing != Routing.Dense, "aux_loss_weight", "dense routing has no auxiliary loss (top-k has load balancing, rectified has L1).");
     }

@@ -76,7 +76,8 @@ public static class AdapterFiles
             if (handle.TrainableModules.Any(m => name.StartsWith(m + ".", StringComparison.Ordinal))) yield return (Prefix + name, parameter);
     }
 
-    static JsonObject ConfigJson(AdapterConfig config)
+    /// <summary>The config as adapter_config.json holds it.</summary>
+    public static JsonObject ConfigJson(AdapterConfig config)
     {
         var json = new JsonObject
         {
@@ -88,6 +89,11 @@ public static class AdapterFiles
             ["fan_in_fan_out"] = false,
             ["inference_mode"] = true,
         };
+        IReadOnlyDictionary<string, int> pattern = config switch
+        {
+            LoraConfig l => l.RankPattern, DualLoraConfig d => d.RankPattern, MoeLoraConfig m => m.RankPattern, _ => new Dictionary<string, int>(),
+        };
+        json["rank_pattern"] = new JsonObject(pattern.Select(p => KeyValuePair.Create(p.Key, (JsonNode?)JsonValue.Create(p.Value))));
         switch (config)
         {
             case LoraConfig lora:
@@ -117,7 +123,7 @@ public static class AdapterFiles
         ["task_type"] = null, ["base_model_name_or_path"] = null, ["revision"] = null, ["inference_mode"] = null,
         ["auto_mapping"] = null, ["init_lora_weights"] = null, ["peft_version"] = null, ["megatron_core"] = null,
         ["bias"] = "\"none\"", ["fan_in_fan_out"] = "false", ["use_dora"] = "false", ["lora_bias"] = "false",
-        ["layers_to_transform"] = "null", ["layers_pattern"] = "null", ["rank_pattern"] = "{}", ["alpha_pattern"] = "{}",
+        ["layers_to_transform"] = "null", ["layers_pattern"] = "null", ["alpha_pattern"] = "{}",
         ["megatron_config"] = "null", ["loftq_config"] = "{}", ["layer_replication"] = "null", ["exclude_modules"] = "null",
         ["eva_config"] = "null", ["corda_config"] = "null", ["trainable_token_indices"] = "null", ["runtime_config"] = null,
         ["use_qalora"] = "false", ["qalora_group_size"] = null, ["target_parameters"] = "null",
@@ -169,6 +175,19 @@ public static class AdapterFiles
             _ => throw new InvalidDataException($"{path}: peft_type \"{peftType}\" is not supported; supported: LORA, DUAL_LORA, MOE_LORA."),
         };
         used.Add("expert_ranks");
+        used.Add("rank_pattern");
+        if (json["rank_pattern"] is JsonObject rankPattern)
+        {
+            var pattern = rankPattern.ToDictionary(p => p.Key, p => p.Value is JsonValue v && v.TryGetValue(out int r) ? r
+                : throw new InvalidDataException($"{path}: rank_pattern entry '{p.Key}' must be a whole number."));
+            config = config switch
+            {
+                LoraConfig l => l with { RankPattern = pattern },
+                DualLoraConfig d => d with { RankPattern = pattern },
+                MoeLoraConfig m => m with { RankPattern = pattern },
+                _ => config,
+            };
+        }
 
         config = json["target_modules"] switch
         {

@@ -24,7 +24,7 @@ public static class AdapterInjection
             foreach (var (path, layer) in targets)
             {
                 if (layer.Adapter != null) throw new InvalidOperationException($"'{path}' already has an adapter; remove it first.");
-                layer.Attach(config.Create(layer.InFeatures, layer.OutFeatures, layer.weight.device, layer.weight.dtype));
+                layer.Attach(config.ForLayer(path).Create(layer.InFeatures, layer.OutFeatures, layer.weight.device, layer.weight.dtype));
                 attached.Add((path, layer));
             }
         }
