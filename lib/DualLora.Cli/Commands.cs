@@ -19,6 +19,9 @@ public static class Commands
               (or into --html).
           env
               Print the runtime environment read from environment.json.
+          bench adapters [--tokens N] [--repeats N]
+              Time each adapter (forward, and forward + backward) and its peak memory, side by side, as ratios
+              to LoRA: one layer at d = 4096, r = 32, and a q/v-adapted stack. Prints a table.
 
         exit codes: 0 success, 1 a notebook or command failed, 2 bad usage or input.
         """;
@@ -32,6 +35,8 @@ public static class Commands
                 ["walkthrough", .. var rest] => Walkthrough(Options.Parse(rest, ["--profile", "--out"], ["--in-place"]), output),
                 ["notebooks", "run", .. var rest] => RunNotebooks(Options.Parse(rest, ["--output", "--html", "--profile"], []), output),
                 ["env"] => Environment(output),
+                ["bench", "adapter-peak", var setting, var method, var tokens] => PrintPeak(setting, method, tokens, output),
+                ["bench", "adapters", .. var rest] => BenchAdapters(Options.Parse(rest, ["--tokens", "--repeats"], []), output),
                 ["help" or "--help" or "-h"] => Help(output),
                 _ => throw new UsageException(args.Length == 0 ? "no command given." : $"unknown command '{string.Join(" ", args)}'."),
             };
@@ -64,6 +69,23 @@ public static class Commands
         var environment = RuntimeEnvironment.Find();
         var device = environment.Apply();
         foreach (var row in RuntimeReport.Describe(environment, device)) output.WriteLine($"{row.Item,-22} {row.Value}");
+        return 0;
+    }
+
+    static int BenchAdapters(Options options, TextWriter output)
+    {
+        int tokens = options.Integer("--tokens", 512), repeats = options.Integer("--repeats", 15);
+        var environment = RuntimeEnvironment.Find();
+        environment.Apply();
+        var rows = Benchmarks.AdapterBenchmark.Run(tokens, repeats, output);
+        Benchmarks.AdapterBenchmark.Print(rows, tokens, output);
+        return 0;
+    }
+
+    // The child process of bench adapters' memory column.
+    static int PrintPeak(string setting, string method, string tokens, TextWriter output)
+    {
+        output.WriteLine(Benchmarks.AdapterBenchmark.MeasurePeakOfOneStep(int.Parse(setting), int.Parse(method), int.Parse(tokens)));
         return 0;
     }
 
@@ -127,6 +149,9 @@ sealed class Options
 
     public string? Value(string name) => values.GetValueOrDefault(name);
     public bool Flag(string name) => flags.Contains(name);
+
+    public int Integer(string name, int fallback) => Value(name) is not { } text ? fallback
+        : int.TryParse(text, out int value) && value > 0 ? value : throw new UsageException($"{name} must be a positive whole number, got '{text}'.");
 
     public static Options Parse(IReadOnlyList<string> args, string[] valued, string[] flagNames)
     {
