@@ -17,16 +17,57 @@ public sealed record PngImage(byte[] Bytes, int Width, int Height)
     }
 
     /// <summary>
+    /// Draws a 2-D tensor as a heatmap, each element a <paramref name="scale"/> x <paramref name="scale"/> block,
+    /// coloured on a viridis-like scale from dark purple (the smallest value, or <paramref name="low"/>)
+    /// to yellow (the largest, or <paramref name="high"/>).
+    /// </summary>
+    public static PngImage Heatmap(torch.Tensor values, int scale = 8, double? low = null, double? high = null)
+    {
+        var (rows, columns, data) = Matrix(values, scale);
+        double from = low ?? data.Min(), to = high ?? data.Max();
+        using var bitmap = new SKBitmap(columns * scale, rows * scale, SKColorType.Rgba8888, SKAlphaType.Opaque);
+        using (var canvas = new SKCanvas(bitmap))
+        using (var paint = new SKPaint())
+        {
+            for (int r = 0; r < rows; r++)
+                for (int c = 0; c < columns; c++)
+                {
+                    double t = to > from ? Math.Clamp((data[r * columns + c] - from) / (to - from), 0, 1) : 0.5;
+                    paint.Color = Viridis(t);
+                    canvas.DrawRect(c * scale, r * scale, scale, scale, paint);
+                }
+        }
+        return FromBitmap(bitmap);
+    }
+
+    // Five anchors of matplotlib's viridis, interpolated linearly.
+    static readonly (double R, double G, double B)[] ViridisAnchors =
+        [(68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37)];
+
+    static SKColor Viridis(double t)
+    {
+        double position = t * (ViridisAnchors.Length - 1);
+        int i = Math.Min((int)position, ViridisAnchors.Length - 2);
+        double f = position - i;
+        var (a, b) = (ViridisAnchors[i], ViridisAnchors[i + 1]);
+        return new SKColor((byte)(a.R + f * (b.R - a.R)), (byte)(a.G + f * (b.G - a.G)), (byte)(a.B + f * (b.B - a.B)));
+    }
+
+    static (int Rows, int Columns, float[] Data) Matrix(torch.Tensor values, int scale)
+    {
+        if (values.dim() != 2) throw new ArgumentException($"An image needs a 2-D tensor, got shape [{string.Join(", ", values.shape)}].", nameof(values));
+        if (scale < 1) throw new ArgumentOutOfRangeException(nameof(scale), "scale must be at least 1.");
+        using var cpu = values.detach().to(torch.CPU).to(torch.float32).contiguous();
+        return ((int)values.shape[0], (int)values.shape[1], cpu.data<float>().ToArray());
+    }
+
+    /// <summary>
     /// Draws a 2-D tensor as a grey-scale image, each element a <paramref name="scale"/> x <paramref name="scale"/>
     /// block, the smallest value black and the largest white (a constant tensor is mid-grey).
     /// </summary>
     public static PngImage Grayscale(torch.Tensor values, int scale = 8)
     {
-        if (values.dim() != 2) throw new ArgumentException($"Grayscale needs a 2-D tensor, got shape [{string.Join(", ", values.shape)}].", nameof(values));
-        if (scale < 1) throw new ArgumentOutOfRangeException(nameof(scale), "scale must be at least 1.");
-        int rows = (int)values.shape[0], columns = (int)values.shape[1];
-        float[] data;
-        using (var cpu = values.detach().to(torch.CPU).to(torch.float32).contiguous()) data = cpu.data<float>().ToArray();
+        var (rows, columns, data) = Matrix(values, scale);
         float low = data.Min(), high = data.Max();
         using var bitmap = new SKBitmap(columns * scale, rows * scale, SKColorType.Gray8, SKAlphaType.Opaque);
         using (var canvas = new SKCanvas(bitmap))
