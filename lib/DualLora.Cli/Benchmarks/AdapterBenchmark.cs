@@ -8,7 +8,8 @@ using static TorchSharp.torch;
 namespace DualLora.Cli.Benchmarks;
 
 /// <summary>
-/// <c>bench adapters</c>: the cost of each adapter measured side by side in one run, as ratios to LoRA.
+/// <c>bench adapters</c>: the cost of each adapter measured side by side in one run, as ratios to LoRA,
+/// with the base layers alone and a merged LoRA as references for inference.
 /// Two settings: one adapted layer at the paper's size (d = 4096, r = 32, 512 tokens), and a small
 /// q/v-adapted stack of attention-shaped blocks. Each method runs forward only (inference, no_grad) and
 /// forward + backward (training); the time is the median of the repeats after warm-up. Peak memory is
@@ -17,13 +18,19 @@ namespace DualLora.Cli.Benchmarks;
 /// </summary>
 public static class AdapterBenchmark
 {
-    sealed record Method(string Name, AdapterConfig Config);
+    /// <summary>A method to time; with <paramref name="Merged"/> the LoRA update is folded into W0 first (inference only).</summary>
+    sealed record Method(string Name, AdapterConfig? Config, bool Merged = false)
+    {
+        public bool Trains => Config != null && !Merged;
+    }
 
     public sealed record Row(string Setting, string Method, long TrainableParameters, double ForwardMs, double AdapterMs, double TrainingMs, double? PeakMegabytes);
 
     static Method[] Methods(int rank) =>
     [
         new("LoRA", new LoraConfig(Rank: rank, Alpha: 2 * rank, Dropout: 0)),
+        new("base (no adapter)", null),
+        new("LoRA merged", new LoraConfig(Rank: rank, Alpha: 2 * rank, Dropout: 0), Merged: true),
         new("Dual-LoRA", new DualLoraConfig(Rank: rank, Dropout: 0)),
         new($"MoE dense 4x{rank / 4}", new MoeLoraConfig(Routing.Dense, Experts: 4, ExpertRank: rank / 4, Dropout: 0)),
         new($"MoE top-2 4x{rank / 4}", new MoeLoraConfig(Routing.TopK, Experts: 4, ExpertRank: rank / 4, TopK: 2, Dropout: 0)),
@@ -92,7 +99,7 @@ public static class AdapterBenchmark
             var (forward, adapterOnly, training, trainable) = Time(setting, methods, tokens, repeats);
             for (int m = 0; m < methods.Length; m++)
             {
-                double? peak = PeakMemory.OfChildStep(s, m, tokens) is long bytes ? bytes / 1048576.0 : null;
+                double? peak = methods[m].Trains && PeakMemory.OfChildStep(s, m, tokens) is long bytes ? bytes / 1048576.0 : null;
                 rows.Add(new Row(setting.Name, methods[m].Name, trainable[m], forward[m], adapterOnly[m], training[m], peak));
             }
         }
@@ -112,18 +119,26 @@ public static class AdapterBenchmark
         for (int round = -3; round < repeats; round++)       // three rounds of warm-up
             for (int m = 0; m < methods.Length; m++)
             {
-                double f = Seconds(() => Forward(models[m], x)), a = Seconds(() => AdapterPaths(handles[m], x)), t = Seconds(() => TrainingStep(models[m], x));
+                double f = Seconds(() => Forward(models[m], x));
+                double a = handles[m] is { } handle && !methods[m].Merged ? Seconds(() => AdapterPaths(handle, x)) : double.NaN;
+                double t = methods[m].Trains ? Seconds(() => TrainingStep(models[m], x)) : double.NaN;
                 if (round >= 0) { forward[m].Add(f); adapterOnly[m].Add(a); training[m].Add(t); }
             }
-        var trainable = handles.Select(h => h.Count().Trainable).ToArray();
+        var trainable = handles.Select(h => h?.Count().Trainable ?? 0).ToArray();
         foreach (var model in models) model.Dispose();
         return (forward.Select(Median).ToArray(), adapterOnly.Select(Median).ToArray(), training.Select(Median).ToArray(), trainable);
     }
 
-    static AdapterHandle Prepare(nn.Module<Tensor, Tensor> model, Method method)
+    static AdapterHandle? Prepare(nn.Module<Tensor, Tensor> model, Method method)
     {
+        if (method.Config == null)
+        {
+            foreach (var p in model.parameters()) p.requires_grad = false;
+            return null;
+        }
         var handle = AdapterInjection.Inject(model, method.Config with { TargetModules = ["q_proj", "v_proj"] });
         using (no_grad()) foreach (var (_, p) in handle.AdapterNamedParameters()) p.normal_(0, 0.02);   // B = 0 could let a kernel skip work
+        if (method.Merged) handle.Merge();
         return handle;
     }
 
@@ -173,8 +188,8 @@ public static class AdapterBenchmark
 
     static double Median(List<double> values)
     {
-        var sorted = values.Order().ToList();
-        return sorted[sorted.Count / 2];
+        var sorted = values.Where(v => !double.IsNaN(v)).Order().ToList();
+        return sorted.Count == 0 ? double.NaN : sorted[sorted.Count / 2];
     }
 
     public static void Print(IReadOnlyList<Row> rows, int tokens, TextWriter output)
@@ -184,7 +199,7 @@ public static class AdapterBenchmark
         output.WriteLine("forward: the adapted model in inference; adapter only: the adapters' Delta(x) without the base layers;");
         output.WriteLine("fwd+bwd: one training step (base frozen); peak MB: growth of a fresh process's peak RSS over one training step.");
         output.WriteLine($"{"setting",-22} {"method",-20} {"trainable",10} {"forward ms",10} {"x LoRA",6} {"adapter ms",10} {"x LoRA",6} {"fwd+bwd ms",10} {"x LoRA",6} {"peak MB",7}");
-        string F(double value, string format) => value.ToString(format, CultureInfo.InvariantCulture);
+        string F(double value, string format) => double.IsNaN(value) ? "n/a" : value.ToString(format, CultureInfo.InvariantCulture);
         foreach (var group in rows.GroupBy(r => r.Setting))
         {
             var lora = group.First(r => r.Method == "LoRA");
@@ -194,6 +209,9 @@ public static class AdapterBenchmark
                     $"{(row.PeakMegabytes is double mb ? F(mb, "F0") : "n/a"),7}");
             var dual = group.First(r => r.Method == "Dual-LoRA");
             var moe = group.Where(r => r.Method.StartsWith("MoE", StringComparison.Ordinal)).ToList();
+            var merged = group.First(r => r.Method == "LoRA merged");
+            var bare = group.First(r => r.Method == "base (no adapter)");
+            output.WriteLine($"  LoRA merged: {F(merged.ForwardMs / bare.ForwardMs, "F2")}x the base layers alone");
             output.WriteLine($"  Dual-LoRA inference: {F(dual.ForwardMs / lora.ForwardMs, "F2")}x LoRA (paper 1.16x, goal <= 1.10x), " +
                 $"{F(dual.ForwardMs / moe.Average(m => m.ForwardMs), "F2")}x the mean 4-expert MoE (paper 0.73x, goal <= 0.60x); " +
                 $"adapter only: {F(dual.AdapterMs / lora.AdapterMs, "F2")}x LoRA, {F(dual.AdapterMs / moe.Average(m => m.AdapterMs), "F2")}x the mean MoE");
