@@ -42,10 +42,13 @@ sealed class TinyModel : nn.Module<Tensor, Tensor>
 
     public TinyModel(long width = 8, long kvWidth = 4, int depth = 2, ScalarType dtype = ScalarType.Float32, long seed = 1) : base(nameof(TinyModel))
     {
-        torch.manual_seed(seed);
         mm_projector = nn.Linear(width, width, dtype: dtype);
         layers = nn.ModuleList(Enumerable.Range(0, depth).Select(_ => new TinyLayer(width, kvWidth, dtype)).ToArray());
         RegisterComponents();
+        // Weights from a private generator: tests run in parallel and the global one is shared.
+        var generator = new Generator((ulong)seed);
+        using var _ = no_grad();
+        foreach (var parameter in parameters()) parameter.copy_(randn(parameter.shape, dtype: dtype, generator: generator) * 0.3);
     }
 
     public override Tensor forward(Tensor x)
