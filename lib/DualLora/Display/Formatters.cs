@@ -11,7 +11,7 @@ namespace DualLora.Display;
 /// (the same API the VS Code kernel and the project's headless runner use): tensors as a small table
 /// with their shape and dtype, <see cref="PngImage"/> as image/png, Plotly.NET charts as offline HTML,
 /// <see cref="SourceListing"/> as code with its file and lines, <see cref="Table"/> as a flat table.
-/// Call once at the top of a notebook; calling again changes nothing.
+/// Call once at the top of a notebook.
 /// </summary>
 public static class Formatters
 {
@@ -21,8 +21,10 @@ public static class Formatters
     static readonly object Gate = new();
     static bool registered;
 
+    /// <summary>Registers the formatters (once) and starts a new display session (see <see cref="PlotlyHtml"/>).</summary>
     public static void Register()
     {
+        PlotlyHtml.StartSession();
         lock (Gate)
         {
             if (registered) return;

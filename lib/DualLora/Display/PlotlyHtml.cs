@@ -8,7 +8,8 @@ namespace DualLora.Display;
 /// Renders a Plotly.NET chart as HTML that works offline: plotly.js comes from the copy embedded in
 /// Plotly.NET's assembly rather than a CDN. It is written into the first chart of a session only
 /// (about 3.5 MB), and every chart draws once <c>window.Plotly</c> exists, so a page or a notebook
-/// carries plotly.js once however many charts it shows.
+/// carries plotly.js once however many charts it shows. A session starts when a notebook registers
+/// the formatters, so notebooks run one after another in one process each carry their own copy.
 /// </summary>
 public static class PlotlyHtml
 {
@@ -21,6 +22,9 @@ public static class PlotlyHtml
     });
 
     static int chartsRendered;
+
+    /// <summary>Starts a new page: the next chart carries plotly.js again. <see cref="Formatters.Register"/> calls it.</summary>
+    public static void StartSession() => Interlocked.Exchange(ref chartsRendered, 0);
 
     /// <summary>The plotly.js version embedded in Plotly.NET (read from its resource name).</summary>
     public static string PlotlyJsVersion => typeof(GenericChart).Assembly.GetManifestResourceNames()
