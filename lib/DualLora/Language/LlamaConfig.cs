@@ -1,0 +1,32 @@
+namespace DualLora.Language;
+
+/// <summary>
+/// The fields of a Hugging Face <c>LlamaForCausalLM</c> config.json that the decoder needs, with their
+/// HF names in the comments. The defaults are the project's small CPU model, not LLaMA's.
+/// </summary>
+public sealed record LlamaConfig(
+    int VocabSize = 512,               // vocab_size
+    int HiddenSize = 128,              // hidden_size
+    int IntermediateSize = 344,        // intermediate_size
+    int NumHiddenLayers = 4,           // num_hidden_layers
+    int NumAttentionHeads = 4,         // num_attention_heads
+    int NumKeyValueHeads = 2,          // num_key_value_heads (grouped-query attention when fewer than the heads)
+    double RmsNormEps = 1e-5,          // rms_norm_eps
+    double RopeTheta = 10000,          // rope_theta
+    int MaxPositionEmbeddings = 1024,  // max_position_embeddings
+    bool TieWordEmbeddings = false)    // tie_word_embeddings
+{
+    public int HeadDim => HiddenSize / NumAttentionHeads;
+
+    public void Validate()
+    {
+        void Require(bool condition, string field, string fault)
+        {
+            if (!condition) throw new ArgumentException($"{field}: {fault}");
+        }
+        Require(HiddenSize % NumAttentionHeads == 0, "hidden_size", $"{HiddenSize} is not divisible by num_attention_heads {NumAttentionHeads}.");
+        Require(NumAttentionHeads % NumKeyValueHeads == 0, "num_key_value_heads", $"{NumKeyValueHeads} does not divide num_attention_heads {NumAttentionHeads}.");
+        Require(HeadDim % 2 == 0, "hidden_size", $"the head size {HeadDim} must be even for rotary positions.");
+        Require(VocabSize > 0 && IntermediateSize > 0 && NumHiddenLayers > 0, "config", "sizes must be positive.");
+    }
+}
