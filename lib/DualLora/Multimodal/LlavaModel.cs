@@ -1,0 +1,114 @@
+using DualLora.Language;
+using DualLora.Vision;
+using static TorchSharp.torch;
+
+namespace DualLora.Multimodal;
+
+/// <summary>The parts of a LLaVA-style model and which of them train.</summary>
+/// <param name="Vision">The CLIP vision tower.</param>
+/// <param name="Language">The LLaMA-style decoder.</param>
+/// <param name="Vce">VCE's settings, or null for LLaVA's plain projector.</param>
+/// <param name="SelectLayer">The hidden state projected without VCE (LLaVA-1.5: −2).</param>
+/// <param name="TrainVisionTower">Let the vision tower's weights train (frozen in the paper's recipe).</param>
+/// <param name="TrainLanguageModel">Let the decoder's base weights train (frozen in the paper's recipe; adapters train instead).</param>
+public sealed record LlavaConfig(ClipVisionConfig Vision, LlamaConfig Language, VceConfig? Vce = null, int SelectLayer = -2,
+    bool TrainVisionTower = false, bool TrainLanguageModel = false)
+{
+    /// <summary>The placeholder id of the image in input ids, as LLaVA's IMAGE_TOKEN_INDEX; never a vocabulary id.</summary>
+    public const long ImageTokenId = -200;
+    /// <summary>The label of positions the loss ignores (prompt, image and padding), as in LLaVA.</summary>
+    public const long IgnoreIndex = -100;
+}
+
+/// <summary>A batch for the model: token ids with one <see cref="LlavaConfig.ImageTokenId"/> per sequence, right-padded.</summary>
+/// <param name="InputIds">(batch, length).</param>
+/// <param name="AttentionMask">(batch, length): 1 for real tokens, 0 for padding.</param>
+/// <param name="Pixels">(batch, channels, height, width), one image per sequence.</param>
+/// <param name="Labels">(batch, length): the token to predict at each position or −100; null when not training.</param>
+public sealed record MultimodalBatch(Tensor InputIds, Tensor AttentionMask, Tensor Pixels, Tensor? Labels = null);
+
+/// <summary>What the model computed: logits over the spliced sequence, the loss if labels were given, and VCE's output.</summary>
+public sealed record LlavaOutput(Tensor Logits, Tensor? Loss, Tensor AttentionMask, Tensor? Labels, VceOutput? Vce);
+
+/// <summary>
+/// A LLaVA-style vision-language model: the vision tower's features go through the connector (VCE, then
+/// the projector) and replace the <c>&lt;image&gt;</c> placeholder of each sequence in the decoder's input
+/// embeddings; the image positions, like the prompt, carry label −100, so only answers are learned.
+/// Modules: <c>vision_tower</c>, <c>connector</c> (<c>connector.vce</c>, <c>connector.mm_projector</c>) and
+/// <c>language_model</c> (<c>language_model.model.layers.N.self_attn.q_proj</c>, ...).
+/// </summary>
+public sealed class LlavaModel : nn.Module<MultimodalBatch, LlavaOutput>
+{
+    public readonly ClipVisionModel vision_tower;
+    public readonly VisionConnector connector;
+    public readonly LlamaForCausalLM language_model;
+
+    public LlavaConfig Config { get; }
+
+    /// <summary>
+    /// The adapters' default targets in this model (METHOD.md §1): q_proj and v_proj of every decoder layer and
+    /// nothing else; the vision tower's own q_proj and v_proj are plain linear layers and stay untouched.
+    /// Use as <c>config with { TargetRegex = LlavaModel.DecoderQueryValue }</c>.
+    /// </summary>
+    public const string DecoderQueryValue = @"language_model\.model\.layers\.\d+\.self_attn\.(q_proj|v_proj)";
+
+    public LlavaModel(LlavaConfig config, ScalarType? dtype = null) : base(nameof(LlavaModel))
+    {
+        Config = config;
+        vision_tower = new ClipVisionModel(config.Vision, dtype);
+        connector = new VisionConnector(config.Vision, config.Language.HiddenSize, config.Vce, config.SelectLayer, dtype);
+        language_model = new LlamaForCausalLM(config.Language, dtype);
+        RegisterComponents();
+        foreach (var p in vision_tower.parameters()) p.requires_grad = config.TrainVisionTower;
+        foreach (var p in language_model.parameters()) p.requires_grad = config.TrainLanguageModel;
+    }
+
+    public override LlavaOutput forward(MultimodalBatch batch)
+    {
+        var (embeds, mask, labels, vce) = Prepare(batch);
+        var logits = language_model.Logits(embeds, mask);
+        Tensor? loss = null;
+        if (labels is not null)
+        {
+            // Position t predicts token t + 1.
+            long vocab = logits.shape[^1];
+            loss = nn.functional.cross_entropy(logits[.., ..^1].reshape(-1, vocab), labels[.., 1..].reshape(-1), ignore_index: LlavaConfig.IgnoreIndex);
+        }
+        return new LlavaOutput(logits, loss, mask, labels, vce);
+    }
+
+    /// <summary>
+    /// The decoder's input: text embeddings with each sequence's image placeholder replaced by its image
+    /// tokens, and the attention mask and labels stretched to match (−100 on the image tokens).
+    /// </summary>
+    public (Tensor Embeds, Tensor Mask, Tensor? Labels, VceOutput? Vce) Prepare(MultimodalBatch batch)
+    {
+        var ids = batch.InputIds;
+        long size = ids.shape[0], length = ids.shape[1];
+        var isImage = ids.eq(LlavaConfig.ImageTokenId);
+        var perSequence = isImage.sum(1);
+        if (!perSequence.eq(1).all().item<bool>())
+            throw new ArgumentException($"every sequence needs exactly one image placeholder ({LlavaConfig.ImageTokenId}); found [{string.Join(", ", perSequence.data<long>().ToArray())}].");
+        if (batch.Pixels.shape[0] != size)
+            throw new ArgumentException($"{size} sequences but {batch.Pixels.shape[0]} images.");
+
+        var grid = Config.Vision.GridSize;
+        var (imageTokens, vce) = connector.Connect(vision_tower.Encode(batch.Pixels), grid, grid);      // (batch, patches, D)
+        long patches = imageTokens.shape[1];
+        var text = language_model.model.embed_tokens.call(ids.clamp_min(0));                            // the placeholder's row is replaced below
+
+        var where = isImage.to(ScalarType.Int64).argmax(1).data<long>().ToArray();
+        var embeds = new List<Tensor>();
+        var masks = new List<Tensor>();
+        var labels = new List<Tensor>();
+        for (int b = 0; b < size; b++)
+        {
+            long at = where[b];
+            embeds.Add(cat([text[b, ..(int)at], imageTokens[b], text[b, (int)(at + 1)..]], 0));
+            masks.Add(cat([batch.AttentionMask[b, ..(int)at], ones(patches, dtype: batch.AttentionMask.dtype, device: ids.device), batch.AttentionMask[b, (int)(at + 1)..]], 0));
+            if (batch.Labels is { } l)
+                labels.Add(cat([l[b, ..(int)at], full(patches, LlavaConfig.IgnoreIndex, dtype: l.dtype, device: ids.device), l[b, (int)(at + 1)..]], 0));
+        }
+        return (stack(embeds), stack(masks), batch.Labels is null ? null : stack(labels), vce);
+    }
+}

@@ -1,0 +1,111 @@
+using DualLora.Adapters;
+using DualLora.Language;
+using DualLora.Multimodal;
+using DualLora.Vision;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DualLora.Tests.Multimodal;
+
+public class LlavaModelTests
+{
+    const long Image = LlavaConfig.ImageTokenId, Ignore = LlavaConfig.IgnoreIndex;
+
+    static LlavaConfig Tiny(VceConfig? vce = null) => new(
+        new ClipVisionConfig(HiddenSize: 8, IntermediateSize: 16, NumHiddenLayers: 4, NumAttentionHeads: 2, ImageSize: 6, PatchSize: 3, NumChannels: 1),
+        new LlamaConfig(VocabSize: 13, HiddenSize: 8, IntermediateSize: 16, NumHiddenLayers: 2, NumAttentionHeads: 2, NumKeyValueHeads: 1),
+        vce);
+
+    static LlavaModel Model(LlavaConfig config)
+    {
+        var model = new LlavaModel(config, ScalarType.Float64);
+        var generator = new Generator(5);
+        using var _ = no_grad();
+        foreach (var p in model.parameters()) p.copy_(randn(p.shape, dtype: ScalarType.Float64, generator: generator) * 0.3);
+        return model;
+    }
+
+    static MultimodalBatch Batch()
+    {
+        // Sequence 0: "1 <image> 2 3 | 4 5" (answer 4 5); sequence 1: "6 <image> 7 | 8" then one pad (0).
+        var ids = tensor(new long[] { 1, Image, 2, 3, 4, 5, 6, Image, 7, 8, 0, 0 }).reshape(2, 6);
+        var mask = tensor(new long[] { 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0 }).reshape(2, 6);
+        var labels = tensor(new long[] { Ignore, Ignore, Ignore, Ignore, 4, 5, Ignore, Ignore, Ignore, 8, Ignore, Ignore }).reshape(2, 6);
+        var pixels = randn(2, 1, 6, 6, dtype: ScalarType.Float64, generator: new Generator(8));
+        return new MultimodalBatch(ids, mask, pixels, labels);
+    }
+
+    [Fact]
+    public void Image_tokens_replace_the_placeholder_and_carry_label_minus_100()
+    {
+        using var scope = NewDisposeScope();
+        var model = Model(Tiny());
+        var batch = Batch();
+        var (embeds, mask, labels, _) = model.Prepare(batch);
+        Assert.Equal(new long[] { 2, 6 - 1 + 4, 8 }, embeds.shape);          // a 2 x 2 grid gives 4 image tokens
+        var (imageTokens, _) = model.connector.Connect(model.vision_tower.Encode(batch.Pixels), 2, 2);
+        var table = model.language_model.model.embed_tokens.weight!;
+        TensorAssert.BitEqual(table[1], embeds[0, 0]);
+        TensorAssert.BitEqual(imageTokens[0], embeds[0, 1..5]);
+        TensorAssert.BitEqual(table[2], embeds[0, 5]);
+        TensorAssert.BitEqual(imageTokens[1], embeds[1, 1..5]);
+        Assert.Equal(new long[] { Ignore, Ignore, Ignore, Ignore, Ignore, Ignore, Ignore, 4, 5 }, labels![0].data<long>().ToArray());
+        Assert.Equal(new long[] { 1, 1, 1, 1, 1, 1, 1, 0, 0 }, mask[1].data<long>().ToArray());
+    }
+
+    [Fact]
+    public void The_loss_counts_only_the_answer_tokens()
+    {
+        using var scope = NewDisposeScope();
+        var model = Model(Tiny());
+        var output = model.call(Batch());
+        var logSoftmax = nn.functional.log_softmax(output.Logits, -1);
+        // Answers: sequence 0 predicts 4 at spliced position 7 (from 6) and 5 at 8 (from 7); sequence 1 predicts 8 at 6 (from 5).
+        double expected = -(logSoftmax[0, 6, 4].item<double>() + logSoftmax[0, 7, 5].item<double>() + logSoftmax[1, 5, 8].item<double>()) / 3;
+        Assert.Equal(expected, output.Loss!.item<double>(), 10);
+    }
+
+    [Fact]
+    public void A_padded_sequence_gets_the_logits_it_gets_alone()
+    {
+        using var scope = NewDisposeScope();
+        var model = Model(Tiny(new VceConfig(Heads: 2, Points: 2)));
+        var batch = Batch();
+        var together = model.call(batch).Logits;
+        var alone = model.call(new MultimodalBatch(batch.InputIds[1..2, ..4], batch.AttentionMask[1..2, ..4], batch.Pixels[1..2])).Logits;
+        Assert.True(together[1, ..7].allclose(alone[0], rtol: 1e-10, atol: 1e-10));
+    }
+
+    [Fact]
+    public void Only_the_connector_and_the_adapters_receive_gradients()
+    {
+        using var scope = NewDisposeScope();
+        var model = Model(Tiny(new VceConfig(Heads: 2, Points: 2)));
+        model.call(Batch()).Loss!.backward();
+        foreach (var (name, p) in model.named_parameters())
+            Assert.True((p.grad is not null) == name.StartsWith("connector."), $"{name}: gradient {(p.grad is null ? "absent" : "present")}");
+
+        foreach (var p in model.parameters()) p.grad = null;
+        Assert.Contains("is a Linear, not an AdaptableLinear", Assert.Throws<ArgumentException>(() => AdapterInjection.Inject(model, new DualLoraConfig(Rank: 2))).Message);
+        var handle = AdapterInjection.Inject(model, new DualLoraConfig(Rank: 2, Dropout: 0) { TargetRegex = LlavaModel.DecoderQueryValue, ModulesToSave = ["connector"] });
+        using (no_grad()) foreach (var (_, p) in handle.AdapterNamedParameters()) p.normal_(0, 0.1);
+        model.call(Batch()).Loss!.backward();
+        foreach (var (name, p) in model.named_parameters())
+        {
+            bool trains = name.StartsWith("connector.") || name.Contains(".lora_");
+            Assert.True((p.grad is not null) == trains, $"{name}: gradient {(p.grad is null ? "absent" : "present")}");
+        }
+        Assert.Equal(["language_model.model.layers.0.self_attn.q_proj", "language_model.model.layers.0.self_attn.v_proj",
+            "language_model.model.layers.1.self_attn.q_proj", "language_model.model.layers.1.self_attn.v_proj"], handle.Layers.Select(l => l.Path));
+    }
+
+    [Fact]
+    public void A_sequence_without_exactly_one_image_is_a_clear_error()
+    {
+        using var scope = NewDisposeScope();
+        var model = Model(Tiny());
+        var ids = tensor(new long[] { 1, 2, 3 }).reshape(1, 3);
+        var error = Assert.Throws<ArgumentException>(() => model.call(new MultimodalBatch(ids, ones_like(ids), randn(1, 1, 6, 6, dtype: ScalarType.Float64))));
+        Assert.Contains("exactly one image placeholder", error.Message);
+    }
+}
