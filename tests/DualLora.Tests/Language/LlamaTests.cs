@@ -9,7 +9,7 @@ public class LlamaTests
     static readonly LlamaConfig Tiny = new(VocabSize: 11, HiddenSize: 8, IntermediateSize: 12, NumHiddenLayers: 2, NumAttentionHeads: 2, NumKeyValueHeads: 1, RopeTheta: 100);
 
     /// <summary>A float64 model with every weight drawn from a private generator (the RMSNorm gains too).</summary>
-    static LlamaForCausalLM Model(LlamaConfig config, ulong seed = 3)
+    internal static LlamaForCausalLM Model(LlamaConfig config, ulong seed = 3)
     {
         var model = new LlamaForCausalLM(config, ScalarType.Float64);
         var generator = new Generator(seed);
@@ -37,7 +37,7 @@ public class LlamaTests
     /// LLaMA written out step by step, head by head, without the library's helpers: RMSNorm, rotation of the
     /// pairs (i, i + d/2) by angle p·θ^(−2i/d), causal softmax attention with kv head h / group, SwiGLU.
     /// </summary>
-    static Tensor ReferenceLogits(LlamaForCausalLM lm, long[] ids)
+    internal static Tensor ReferenceLogits(LlamaForCausalLM lm, long[] ids)
     {
         var c = lm.Config;
         var p = lm.state_dict();

@@ -1,0 +1,150 @@
+using System.Text.Json.Nodes;
+using DualLora.IO;
+using DualLora.Language;
+using DualLora.Vision;
+using static TorchSharp.torch;
+
+namespace DualLora.Multimodal;
+
+/// <summary>
+/// Loads the models people already have on disk (model layouts sit here, above Vision and Language; IO stays generic), from a local folder in Hugging Face's layout: a
+/// <c>config.json</c> and <c>model.safetensors</c> (or shards named in <c>model.safetensors.index.json</c>),
+/// weights in F32, F16 or BF16. Nothing is downloaded. Keys, shapes and the architecture are checked, and
+/// every fault is reported with the file it is in.
+/// </summary>
+public static class HuggingFaceModels
+{
+    const string ConfigFile = "config.json";
+
+    /// <summary>The decoder config of a <c>LlamaForCausalLM</c> folder (or of a LLaVA folder, whose LLaMA fields sit at the top level).</summary>
+    public static LlamaConfig ReadLlamaConfig(string folder)
+    {
+        var (path, json) = ReadConfig(folder);
+        string[] architectures = json["architectures"] is JsonArray a ? a.Select(n => n?.GetValue<string>() ?? "").ToArray() : [];
+        string? modelType = Optional<string>(path, json, "model_type");
+        bool llama = architectures.Any(n => n is "LlamaForCausalLM" or "LlavaLlamaForCausalLM") || modelType is "llama" or "llava" or "llava_llama";
+        if (!llama)
+            throw new InvalidDataException($"{path}: architecture [{string.Join(", ", architectures)}] (model_type \"{modelType}\") is not supported; expected LlamaForCausalLM.");
+        int hidden = Required<int>(path, json, "hidden_size"), heads = Required<int>(path, json, "num_attention_heads");
+        var config = new LlamaConfig(
+            VocabSize: Required<int>(path, json, "vocab_size"),
+            HiddenSize: hidden,
+            IntermediateSize: Required<int>(path, json, "intermediate_size"),
+            NumHiddenLayers: Required<int>(path, json, "num_hidden_layers"),
+            NumAttentionHeads: heads,
+            NumKeyValueHeads: Optional<int?>(path, json, "num_key_value_heads") ?? heads,
+            RmsNormEps: Optional<double?>(path, json, "rms_norm_eps") ?? 1e-6,
+            RopeTheta: Optional<double?>(path, json, "rope_theta") ?? 10000,
+            MaxPositionEmbeddings: Optional<int?>(path, json, "max_position_embeddings") ?? 2048,
+            TieWordEmbeddings: Optional<bool?>(path, json, "tie_word_embeddings") ?? false);
+        if (json["rope_scaling"] is JsonObject)
+            throw new InvalidDataException($"{path}: rope_scaling is not supported by this project's decoder.");
+        if (Optional<string>(path, json, "hidden_act") is { } act && act != "silu")
+            throw new InvalidDataException($"{path}: hidden_act \"{act}\" is not supported; LLaMA uses \"silu\".");
+        Validated(path, config.Validate);
+        return config;
+    }
+
+    /// <summary>A <c>LlamaForCausalLM</c> from a local folder, weights converted to <paramref name="dtype"/>.</summary>
+    public static LlamaForCausalLM LoadLlama(string folder, ScalarType dtype = ScalarType.Float32)
+    {
+        var config = ReadLlamaConfig(folder);
+        var model = new LlamaForCausalLM(config, dtype);
+        using var checkpoint = SafetensorsCheckpoint.Open(folder);
+        StrictWeights.Load(model, checkpoint, key => key,
+            ignorable: key => key.EndsWith(".rotary_emb.inv_freq", StringComparison.Ordinal),
+            optional: key => config.TieWordEmbeddings && key == "lm_head.weight");
+        if (config.TieWordEmbeddings) model.lm_head.weight = model.model.embed_tokens.weight!;
+        return model;
+    }
+
+    /// <summary>
+    /// The vision config of a <c>CLIPVisionModel</c> folder, or the <c>vision_config</c> of a full <c>CLIPModel</c>.
+    /// </summary>
+    public static ClipVisionConfig ReadClipVisionConfig(string folder)
+    {
+        var (path, root) = ReadConfig(folder);
+        string[] architectures = root["architectures"] is JsonArray a ? a.Select(n => n?.GetValue<string>() ?? "").ToArray() : [];
+        JsonObject json = root["vision_config"] as JsonObject ?? root;
+        string? modelType = Optional<string>(path, json, "model_type");
+        if (!architectures.Any(n => n is "CLIPVisionModel" or "CLIPModel") && modelType is not ("clip_vision_model" or "clip"))
+            throw new InvalidDataException($"{path}: architecture [{string.Join(", ", architectures)}] (model_type \"{modelType}\") is not supported; expected CLIPVisionModel or CLIPModel.");
+        var config = new ClipVisionConfig(
+            HiddenSize: Required<int>(path, json, "hidden_size"),
+            IntermediateSize: Required<int>(path, json, "intermediate_size"),
+            NumHiddenLayers: Required<int>(path, json, "num_hidden_layers"),
+            NumAttentionHeads: Required<int>(path, json, "num_attention_heads"),
+            ImageSize: Required<int>(path, json, "image_size"),
+            PatchSize: Required<int>(path, json, "patch_size"),
+            NumChannels: Optional<int?>(path, json, "num_channels") ?? 3,
+            LayerNormEps: Optional<double?>(path, json, "layer_norm_eps") ?? 1e-5,
+            HiddenAct: Optional<string>(path, json, "hidden_act") ?? "quick_gelu");
+        Validated(path, config.Validate);
+        return config;
+    }
+
+    /// <summary>A CLIP vision tower from a local folder (the text tower of a full CLIPModel file is ignored).</summary>
+    public static ClipVisionModel LoadClipVision(string folder, ScalarType dtype = ScalarType.Float32)
+    {
+        var model = new ClipVisionModel(ReadClipVisionConfig(folder), dtype);
+        using var checkpoint = SafetensorsCheckpoint.Open(folder);
+        StrictWeights.Load(model, checkpoint, key => key,
+            ignorable: key => key == "vision_model.embeddings.position_ids" || key.StartsWith("text_model.", StringComparison.Ordinal)
+                || key.StartsWith("visual_projection.", StringComparison.Ordinal) || key.StartsWith("text_projection.", StringComparison.Ordinal)
+                || key == "logit_scale");
+        return model;
+    }
+
+    /// <summary>
+    /// LLaVA-1.5's projector weights (<c>model.mm_projector.0/2</c>, as in a LLaVA checkpoint, or
+    /// <c>mm_projector.0/2</c>) into a connector's projector; other keys of the file are left alone.
+    /// </summary>
+    public static void LoadLlavaProjector(VisionConnector connector, string folder)
+    {
+        using var checkpoint = SafetensorsCheckpoint.Open(folder);
+        string prefix = checkpoint.Contains("model.mm_projector.0.weight") ? "model.mm_projector." : "mm_projector.";
+        StrictWeights.Load(connector.mm_projector, checkpoint, key => prefix + key, ignorable: key => !key.StartsWith(prefix, StringComparison.Ordinal));
+    }
+
+    static (string Path, JsonObject Json) ReadConfig(string folder)
+    {
+        string path = Path.Combine(Path.GetFullPath(folder), ConfigFile);
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no config.json in the model folder.");
+        try
+        {
+            return (path, JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new InvalidDataException($"{path}: the config must be a JSON object."));
+        }
+        catch (System.Text.Json.JsonException e)
+        {
+            throw new InvalidDataException($"{path}: not valid JSON ({e.Message}).", e);
+        }
+    }
+
+    static T Required<T>(string path, JsonObject json, string field) =>
+        json[field] is null ? throw new InvalidDataException($"{path}: field '{field}' is missing.") : Optional<T>(path, json, field)!;
+
+    static T? Optional<T>(string path, JsonObject json, string field)
+    {
+        if (json[field] is null) return default;
+        try
+        {
+            return json[field]!.GetValue<T>();
+        }
+        catch (Exception e) when (e is InvalidOperationException or FormatException)
+        {
+            throw new InvalidDataException($"{path}: field '{field}' is {json[field]!.ToJsonString()}, not a {typeof(T).Name.Replace("Nullable`1", "number")}.");
+        }
+    }
+
+    static void Validated(string path, Action validate)
+    {
+        try
+        {
+            validate();
+        }
+        catch (ArgumentException e)
+        {
+            throw new InvalidDataException($"{path}: {e.Message}", e);
+        }
+    }
+}
