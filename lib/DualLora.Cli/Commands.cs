@@ -19,6 +19,9 @@ public static class Commands
               (or into --html).
           env
               Print the runtime environment read from environment.json.
+          bench model [--steps N] [--batch N] [--text N]
+              Train the small default model (Dual-LoRA on the decoder, connector trainable) on random data and
+              print its throughput in tokens/s and the live tensor count, which must stay flat.
           bench adapters [--tokens N] [--repeats N]
               Time each adapter (forward, and forward + backward) and its peak memory, side by side, as ratios
               to LoRA: one layer at d = 4096, r = 32, and a q/v-adapted stack. Prints a table.
@@ -36,6 +39,7 @@ public static class Commands
                 ["notebooks", "run", .. var rest] => RunNotebooks(Options.Parse(rest, ["--output", "--html", "--profile"], []), output),
                 ["env"] => Environment(output),
                 ["bench", "adapter-peak", var setting, var method, var tokens] => PrintPeak(setting, method, tokens, output),
+                ["bench", "model", .. var rest] => BenchModel(Options.Parse(rest, ["--steps", "--batch", "--text"], []), output),
                 ["bench", "adapters", .. var rest] => BenchAdapters(Options.Parse(rest, ["--tokens", "--repeats"], []), output),
                 ["help" or "--help" or "-h"] => Help(output),
                 _ => throw new UsageException(args.Length == 0 ? "no command given." : $"unknown command '{string.Join(" ", args)}'."),
@@ -79,6 +83,13 @@ public static class Commands
         environment.Apply();
         var rows = Benchmarks.AdapterBenchmark.Run(tokens, repeats, output);
         Benchmarks.AdapterBenchmark.Print(rows, tokens, output);
+        return 0;
+    }
+
+    static int BenchModel(Options options, TextWriter output)
+    {
+        RuntimeEnvironment.Find().Apply();
+        Benchmarks.ModelBenchmark.Run(options.Integer("--steps", 20), options.Integer("--batch", 8), options.Integer("--text", 32), output);
         return 0;
     }
 

@@ -5,11 +5,11 @@ namespace DualLora.Language;
 /// HF names in the comments. The defaults are the project's small CPU model, not LLaMA's.
 /// </summary>
 public sealed record LlamaConfig(
-    int VocabSize = 512,               // vocab_size
-    int HiddenSize = 128,              // hidden_size
-    int IntermediateSize = 344,        // intermediate_size
+    int VocabSize = 1024,              // vocab_size
+    int HiddenSize = 192,              // hidden_size
+    int IntermediateSize = 512,        // intermediate_size
     int NumHiddenLayers = 4,           // num_hidden_layers
-    int NumAttentionHeads = 4,         // num_attention_heads
+    int NumAttentionHeads = 6,         // num_attention_heads
     int NumKeyValueHeads = 2,          // num_key_value_heads (grouped-query attention when fewer than the heads)
     double RmsNormEps = 1e-5,          // rms_norm_eps
     double RopeTheta = 10000,          // rope_theta

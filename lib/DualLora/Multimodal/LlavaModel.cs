@@ -14,6 +14,12 @@ namespace DualLora.Multimodal;
 public sealed record LlavaConfig(ClipVisionConfig Vision, LlamaConfig Language, VceConfig? Vce = null, int SelectLayer = -2,
     bool TrainVisionTower = false, bool TrainLanguageModel = false)
 {
+    /// <summary>
+    /// The project's small CPU model: the default 8-layer CLIP encoder on 56 x 56 grey images (an 8 x 8
+    /// grid), VCE over hidden states −2, −4, −6, −8, and the default 4-layer decoder.
+    /// </summary>
+    public static LlavaConfig Small(bool withVce = true) => new(new ClipVisionConfig(), new LlamaConfig(), withVce ? new VceConfig() : null);
+
     /// <summary>The placeholder id of the image in input ids, as LLaVA's IMAGE_TOKEN_INDEX; never a vocabulary id.</summary>
     public const long ImageTokenId = -200;
     /// <summary>The label of positions the loss ignores (prompt, image and padding), as in LLaVA.</summary>

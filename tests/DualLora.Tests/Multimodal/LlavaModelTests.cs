@@ -109,3 +109,39 @@ public class LlavaModelTests
         Assert.Contains("exactly one image placeholder", error.Message);
     }
 }
+
+public class SmallModelTrainingTests
+{
+    [Fact]
+    public void The_small_model_trains_with_a_flat_live_tensor_count()
+    {
+        using var outer = NewDisposeScope();
+        var config = LlavaConfig.Small();
+        var model = new LlavaModel(config);
+        Assert.InRange(model.parameters().Sum(p => p.numel()), 2_000_000, 10_000_000);
+        var handle = AdapterInjection.Inject(model, new DualLoraConfig(Rank: 4) { TargetRegex = LlavaModel.DecoderQueryValue, ModulesToSave = ["connector"] });
+        using var optimizer = optim.AdamW(handle.TrainableNamedParameters().Select(p => p.Parameter), lr: 1e-3);
+        var ids = randint(3, config.Language.VocabSize, [2, 12], dtype: ScalarType.Int64);
+        ids[.., 1] = LlavaConfig.ImageTokenId;
+        var labels = ids.clone();
+        labels[.., ..6] = LlavaConfig.IgnoreIndex;
+        var batch = new MultimodalBatch(ids, ones_like(ids), randn(2, 1, 56, 56), labels);
+        model.train();
+        var losses = new List<float>();
+        long live = 0;
+        for (int step = 0; step < 60; step++)
+        {
+            using (NewDisposeScope())
+            {
+                optimizer.zero_grad();
+                var loss = model.call(batch).Loss!;
+                loss.backward();
+                optimizer.step();
+                losses.Add(loss.item<float>());
+            }
+            if (step == 5) live = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        }
+        Assert.Equal(live, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+        Assert.True(losses[^1] < 0.7 * losses[0], $"the loss went from {losses[0]} to {losses[^1]} on a batch it sees every step");
+    }
+}
