@@ -44,7 +44,7 @@ public sealed record PngImage(byte[] Bytes, int Width, int Height)
     static readonly (double R, double G, double B)[] ViridisAnchors =
         [(68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37)];
 
-    static SKColor Viridis(double t)
+    internal static SKColor Viridis(double t)
     {
         double position = t * (ViridisAnchors.Length - 1);
         int i = Math.Min((int)position, ViridisAnchors.Length - 2);
