@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using DualLora.IO;
 using DualLora.Language;
 using DualLora.Vision;
+using Microsoft.ML.Tokenizers;
 using static TorchSharp.torch;
 
 namespace DualLora.Multimodal;
@@ -104,6 +105,25 @@ public static class HuggingFaceModels
         using var checkpoint = SafetensorsCheckpoint.Open(folder);
         string prefix = checkpoint.Contains("model.mm_projector.0.weight") ? "model.mm_projector." : "mm_projector.";
         StrictWeights.Load(connector.mm_projector, checkpoint, key => prefix + key, ignorable: key => !key.StartsWith(prefix, StringComparison.Ordinal));
+    }
+
+    /// <summary>
+    /// The SentencePiece tokenizer of a LLaMA-family folder (<c>tokenizer.model</c>), through
+    /// Microsoft.ML.Tokenizers; it adds the beginning-of-sentence token as LLaMA does.
+    /// </summary>
+    public static LlamaTokenizer LoadTokenizer(string folder)
+    {
+        string path = Path.Combine(Path.GetFullPath(folder), "tokenizer.model");
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no SentencePiece tokenizer.model in the model folder.");
+        using var stream = File.OpenRead(path);
+        try
+        {
+            return LlamaTokenizer.Create(stream, addBeginOfSentence: true, addEndOfSentence: false);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            throw new InvalidDataException($"{path}: not a SentencePiece BPE model this tokenizer can read ({e.Message}).", e);
+        }
     }
 
     static (string Path, JsonObject Json) ReadConfig(string folder)

@@ -1,0 +1,64 @@
+using System.Text;
+using DualLora.Multimodal;
+
+namespace DualLora.Tests.Multimodal;
+
+public class TokenizerTests
+{
+    // Protocol-buffer encoding, just what sentencepiece_model.proto's ModelProto needs.
+    static byte[] Varint(ulong value)
+    {
+        var bytes = new List<byte>();
+        do { byte b = (byte)(value & 0x7F); value >>= 7; bytes.Add(value == 0 ? b : (byte)(b | 0x80)); } while (value != 0);
+        return bytes.ToArray();
+    }
+    static byte[] Tag(int field, int wireType) => Varint((ulong)(field << 3 | wireType));
+    static byte[] VarintField(int field, ulong value) => [.. Tag(field, 0), .. Varint(value)];
+    static byte[] BytesField(int field, byte[] value) => [.. Tag(field, 2), .. Varint((ulong)value.Length), .. value];
+    static byte[] FloatField(int field, float value) => [.. Tag(field, 5), .. BitConverter.GetBytes(value)];
+
+    /// <summary>
+    /// A SentencePiece BPE model written byte by byte: &lt;unk&gt; &lt;s&gt; &lt;/s&gt;, then pieces whose scores order the
+    /// merges (higher merges first): "▁a" before "ab", then "▁ab".
+    /// </summary>
+    static byte[] TokenizerModel()
+    {
+        (string Piece, float Score, int Type)[] pieces =
+        [
+            ("<unk>", 0, 2), ("<s>", 0, 3), ("</s>", 0, 3),
+            ("▁a", -1, 1), ("ab", -2, 1), ("▁ab", -3, 1), ("▁c", -4, 1),
+            ("▁", -5, 1), ("a", -6, 1), ("b", -7, 1), ("c", -8, 1),
+        ];
+        var model = new List<byte>();
+        foreach (var (piece, score, type) in pieces)
+            model.AddRange(BytesField(1, [.. BytesField(1, Encoding.UTF8.GetBytes(piece)), .. FloatField(2, score), .. VarintField(3, (ulong)type)]));
+        // TrainerSpec: model_type BPE (2), unk_id 0, bos_id 1, eos_id 2.
+        model.AddRange(BytesField(2, [.. VarintField(3, 2), .. VarintField(40, 0), .. VarintField(41, 1), .. VarintField(42, 2)]));
+        // NormalizerSpec: name "identity", add_dummy_prefix, remove_extra_whitespaces, escape_whitespaces.
+        model.AddRange(BytesField(3, [.. BytesField(1, Encoding.UTF8.GetBytes("identity")), .. VarintField(3, 1), .. VarintField(4, 1), .. VarintField(5, 1)]));
+        return model.ToArray();
+    }
+
+    [Fact]
+    public void A_SentencePiece_tokenizer_model_in_the_model_folder_encodes_and_decodes()
+    {
+        using var temp = new TempFolder();
+        File.WriteAllBytes(temp.File("tokenizer.model"), TokenizerModel());
+        var tokenizer = HuggingFaceModels.LoadTokenizer(temp.Path);
+        Assert.Equal(1, tokenizer.BeginningOfSentenceId);
+        Assert.Equal(2, tokenizer.EndOfSentenceId);
+        // "ab c" → "▁ab▁c": ▁+a merge first (score −1), then ▁a+b → ▁ab; ▁+c → ▁c.
+        Assert.Equal([1, 5, 6], tokenizer.EncodeToIds("ab c"));
+        Assert.Equal("ab c", tokenizer.Decode([1, 5, 6]));
+    }
+
+    [Fact]
+    public void A_missing_or_broken_tokenizer_is_a_clear_error()
+    {
+        using var temp = new TempFolder();
+        Assert.Contains("no SentencePiece tokenizer.model", Assert.Throws<FileNotFoundException>(() => HuggingFaceModels.LoadTokenizer(temp.Path)).Message);
+        File.WriteAllBytes(temp.File("tokenizer.model"), [0xFF, 0xFF, 0xFF]);
+        var error = Assert.Throws<InvalidDataException>(() => HuggingFaceModels.LoadTokenizer(temp.Path));
+        Assert.Contains("tokenizer.model: not a SentencePiece BPE model", error.Message);
+    }
+}
