@@ -58,12 +58,23 @@ public sealed class LlavaModel : nn.Module<MultimodalBatch, LlavaOutput>
     /// </summary>
     public const string DecoderQueryValue = @"language_model\.model\.layers\.\d+\.self_attn\.(q_proj|v_proj)";
 
-    public LlavaModel(LlavaConfig config, ScalarType? dtype = null) : base(nameof(LlavaModel))
+    public LlavaModel(LlavaConfig config, ScalarType? dtype = null)
+        : this(config, new ClipVisionModel(config.Vision, dtype), new LlamaForCausalLM(config.Language, dtype), dtype)
+    {
+    }
+
+    /// <summary>Assembles loaded parts (see <c>HuggingFaceModels</c>) with a new connector between them.</summary>
+    public LlavaModel(ClipVisionModel visionTower, LlamaForCausalLM languageModel, VceConfig? vce, ScalarType? dtype = null)
+        : this(new LlavaConfig(visionTower.Config, languageModel.Config, vce), visionTower, languageModel, dtype)
+    {
+    }
+
+    LlavaModel(LlavaConfig config, ClipVisionModel visionTower, LlamaForCausalLM languageModel, ScalarType? dtype) : base(nameof(LlavaModel))
     {
         Config = config;
-        vision_tower = new ClipVisionModel(config.Vision, dtype);
+        vision_tower = visionTower;
         connector = new VisionConnector(config.Vision, config.Language.HiddenSize, config.Vce, config.SelectLayer, dtype);
-        language_model = new LlamaForCausalLM(config.Language, dtype);
+        language_model = languageModel;
         RegisterComponents();
         foreach (var p in vision_tower.parameters()) p.requires_grad = config.TrainVisionTower;
         foreach (var p in language_model.parameters()) p.requires_grad = config.TrainLanguageModel;

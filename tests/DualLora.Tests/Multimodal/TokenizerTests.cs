@@ -21,7 +21,7 @@ public class TokenizerTests
     /// A SentencePiece BPE model written byte by byte: &lt;unk&gt; &lt;s&gt; &lt;/s&gt;, then pieces whose scores order the
     /// merges (higher merges first): "▁a" before "ab", then "▁ab".
     /// </summary>
-    static byte[] TokenizerModel()
+    internal static byte[] HandEncodedModel()
     {
         (string Piece, float Score, int Type)[] pieces =
         [
@@ -43,7 +43,7 @@ public class TokenizerTests
     public void A_SentencePiece_tokenizer_model_in_the_model_folder_encodes_and_decodes()
     {
         using var temp = new TempFolder();
-        File.WriteAllBytes(temp.File("tokenizer.model"), TokenizerModel());
+        File.WriteAllBytes(temp.File("tokenizer.model"), HandEncodedModel());
         var tokenizer = HuggingFaceModels.LoadTokenizer(temp.Path);
         Assert.Equal(1, tokenizer.BeginningOfSentenceId);
         Assert.Equal(2, tokenizer.EndOfSentenceId);
@@ -60,5 +60,17 @@ public class TokenizerTests
         File.WriteAllBytes(temp.File("tokenizer.model"), [0xFF, 0xFF, 0xFF]);
         var error = Assert.Throws<InvalidDataException>(() => HuggingFaceModels.LoadTokenizer(temp.Path));
         Assert.Contains("tokenizer.model: not a SentencePiece BPE model", error.Message);
+    }
+}
+
+public class SentencePieceModelFileTests
+{
+    [Fact]
+    public void The_writer_produces_the_bytes_encoded_by_hand()
+    {
+        using var temp = new TempFolder();
+        DualLora.Language.SentencePieceModelFile.WriteBpe(temp.File("tokenizer.model"),
+            [("▁a", -1), ("ab", -2), ("▁ab", -3), ("▁c", -4), ("▁", -5), ("a", -6), ("b", -7), ("c", -8)]);
+        Assert.Equal(TokenizerTests.HandEncodedModel(), File.ReadAllBytes(temp.File("tokenizer.model")));
     }
 }
