@@ -38,28 +38,12 @@ public static class AdapterFiles
         var config = ReadConfig(configPath);
         if (expected != null && expected.GetType() != config.GetType())
             throw new InvalidDataException($"{configPath}: peft_type is {config.PeftType}, but a {expected.PeftType} adapter was asked for.");
-        using var file = SafetensorsFile.Open(weightsPath);
+        using var file = SafetensorsCheckpoint.Open(weightsPath);
 
         var handle = AdapterInjection.Inject(model, config);
         try
         {
-            var wanted = SavedParameters(handle).ToDictionary(p => p.Key, p => p.Parameter);
-            var missing = wanted.Keys.Where(k => !file.Contains(k)).ToList();
-            var unexpected = file.Names.Where(k => !wanted.ContainsKey(k)).ToList();
-            var misshapen = wanted.Where(p => file.Contains(p.Key) && !file[p.Key].Shape.SequenceEqual(p.Value.shape))
-                .Select(p => $"{p.Key} is [{string.Join(", ", file[p.Key].Shape)}] in the file, [{string.Join(", ", p.Value.shape)}] in the model").ToList();
-            if (missing.Count + unexpected.Count + misshapen.Count > 0)
-                throw new InvalidDataException($"{weightsPath} does not fit the model:" +
-                    (missing.Count > 0 ? $"\n  missing keys: {string.Join(", ", missing)}" : "") +
-                    (unexpected.Count > 0 ? $"\n  unexpected keys: {string.Join(", ", unexpected)}" : "") +
-                    (misshapen.Count > 0 ? $"\n  shape mismatches: {string.Join("; ", misshapen)}" : ""));
-
-            using var _ = no_grad();
-            foreach (var (key, parameter) in wanted)
-            {
-                using var stored = file.ReadTensor(key);
-                parameter.copy_(stored);
-            }
+            StrictWeights.Load(SavedParameters(handle).Select(p => (p.Key, (Tensor)p.Parameter)), file, key => key);
             return handle;
         }
         catch

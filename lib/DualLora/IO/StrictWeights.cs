@@ -16,9 +16,13 @@ public static class StrictWeights
     /// <param name="ignorable">Checkpoint keys that may stay unused (e.g. the rotary inv_freq buffers of older LLaMA files).</param>
     /// <param name="optional">Module keys that may be absent from the file and are then left as they are (e.g. a tied lm_head).</param>
     public static void Load(nn.Module module, SafetensorsCheckpoint checkpoint, Func<string, string> fileKeyOf,
+        Func<string, bool>? ignorable = null, Func<string, bool>? optional = null) =>
+        Load(module.state_dict().Select(kv => (kv.Key, kv.Value)), checkpoint, fileKeyOf, ignorable, optional);
+
+    /// <summary>The same for named tensors that are not one module's state (an adapter's parameters, say).</summary>
+    public static void Load(IEnumerable<(string Key, Tensor Target)> targets, SafetensorsCheckpoint checkpoint, Func<string, string> fileKeyOf,
         Func<string, bool>? ignorable = null, Func<string, bool>? optional = null)
     {
-        var targets = module.state_dict();
         var used = new HashSet<string>(StringComparer.Ordinal);
         var missing = new List<string>();
         var misshapen = new List<string>();
