@@ -11,10 +11,22 @@ namespace DualLora.Cli.Notebooks;
 /// </summary>
 public sealed class CellOutputs
 {
-    readonly List<JsonObject> outputs = [];
+    // Console text is collected per stream run and split into lines once, when the outputs are read.
+    readonly List<object> outputs = [];
     readonly object gate = new();
 
-    public IReadOnlyList<JsonObject> Items { get { lock (gate) return outputs.ToList(); } }
+    sealed record StreamText(string Name, StringBuilder Text);
+
+    public IReadOnlyList<JsonObject> Items
+    {
+        get
+        {
+            lock (gate)
+                return outputs.Select(o => o is StreamText stream
+                    ? new JsonObject { ["output_type"] = "stream", ["name"] = stream.Name, ["text"] = NotebookDocument.Lines(stream.Text.ToString()) }
+                    : (JsonObject)((JsonObject)o).DeepClone()).ToList();
+        }
+    }
 
     public void AppendStream(string name, string text)
     {
@@ -22,13 +34,8 @@ public sealed class CellOutputs
         lock (gate)
         {
             // Consecutive writes to the same stream become one output, as in Jupyter.
-            if (outputs.Count > 0 && outputs[^1]["output_type"]?.GetValue<string>() == "stream" && outputs[^1]["name"]?.GetValue<string>() == name)
-            {
-                string previous = string.Concat(((JsonArray)outputs[^1]["text"]!).Select(l => l!.GetValue<string>()));
-                outputs[^1]["text"] = NotebookDocument.Lines(previous + text);
-                return;
-            }
-            outputs.Add(new JsonObject { ["output_type"] = "stream", ["name"] = name, ["text"] = NotebookDocument.Lines(text) });
+            if (outputs.Count > 0 && outputs[^1] is StreamText last && last.Name == name) last.Text.Append(text);
+            else outputs.Add(new StreamText(name, new StringBuilder(text)));
         }
     }
 

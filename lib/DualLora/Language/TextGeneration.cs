@@ -25,7 +25,7 @@ public static class TextGeneration
         var device = promptEmbeds.device;
         using var cache = new KeyValueCache(model.Config.NumHiddenLayers);
         using var _ = no_grad();
-        var mask = (promptMask ?? ones(batch, promptEmbeds.shape[1], dtype: ScalarType.Int64, device: device)).to(ScalarType.Int64).DetachFromDisposeScope();
+        var mask = (promptMask?.to_type(ScalarType.Int64, copy: true) ?? ones(batch, promptEmbeds.shape[1], dtype: ScalarType.Int64, device: device)).DetachFromDisposeScope();
         var embeds = promptEmbeds;
         var generated = new List<Tensor>();
         var finished = zeros(batch, dtype: ScalarType.Bool, device: device).DetachFromDisposeScope();
@@ -39,16 +39,18 @@ public static class TextGeneration
                 next = where(finished, full_like(next, end), next);
                 finished.logical_or_(next.eq(end));
             }
-            generated.Add(next.MoveToOuterDisposeScope());
+            generated.Add(next.DetachFromDisposeScope());
             var grownMask = cat([mask, ones(batch, 1, dtype: ScalarType.Int64, device: device)], 1).DetachFromDisposeScope();
             mask.Dispose();
             mask = grownMask;
-            embeds = model.model.embed_tokens.call(next.unsqueeze(1)).MoveToOuterDisposeScope();
+            var nextEmbeds = model.model.embed_tokens.call(next.unsqueeze(1)).DetachFromDisposeScope();
+            if (!ReferenceEquals(embeds, promptEmbeds)) embeds.Dispose();
+            embeds = nextEmbeds;
             if (endOfSequence != null && finished.all().item<bool>()) break;
         }
         var result = stack(generated, 1);
-        mask.Dispose();
-        finished.Dispose();
+        foreach (var tensor in generated.Append(mask).Append(finished)) tensor.Dispose();
+        if (!ReferenceEquals(embeds, promptEmbeds)) embeds.Dispose();
         return result;
     }
 

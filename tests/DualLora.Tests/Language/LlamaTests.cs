@@ -167,6 +167,17 @@ public class LlamaTests
     }
 
     [Fact]
+    public void Generation_leaves_no_tensor_behind_but_its_result()
+    {
+        using var model = Model(Tiny);
+        using var prompt = tensor(new long[] { 1, 2, 3 }).unsqueeze(0);
+        using var embeds = model.model.embed_tokens.call(prompt);
+        long before = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        using (var generated = TextGeneration.Generate(model, embeds, null, maxNewTokens: 10, endOfSequence: 4)) { }
+        Assert.Equal(before, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+    }
+
+    [Fact]
     public void Bad_configs_are_rejected_naming_the_field()
     {
         Assert.Contains("num_key_value_heads", Assert.Throws<ArgumentException>(() => new LlamaModel(Tiny with { NumKeyValueHeads = 3 })).Message);
