@@ -3,23 +3,18 @@ using static TorchSharp.torch;
 namespace DualLora.IO;
 
 /// <summary>
-/// Copies a checkpoint's tensors into a module's parameters and buffers, strictly: every key the module has
+/// Copies a checkpoint's tensors into named tensors (a module's parameters and buffers), strictly: every target key
 /// must be in the checkpoint with the same shape, and every checkpoint key must be used (or be one the
 /// caller names as ignorable). All faults are listed together and nothing is copied unless all is well.
 /// Tensors are converted to each parameter's dtype and device (an F16 or BF16 file into an F32 model, say).
 /// </summary>
 public static class StrictWeights
 {
-    /// <param name="module">The module to fill.</param>
+    /// <param name="targets">The tensors to fill, by key (a module's state, an adapter's parameters).</param>
     /// <param name="checkpoint">The file(s) to read.</param>
-    /// <param name="fileKeyOf">The checkpoint key holding each of the module's keys.</param>
+    /// <param name="fileKeyOf">The checkpoint key holding each target key.</param>
     /// <param name="ignorable">Checkpoint keys that may stay unused (e.g. the rotary inv_freq buffers of older LLaMA files).</param>
-    /// <param name="optional">Module keys that may be absent from the file and are then left as they are (e.g. a tied lm_head).</param>
-    public static void Load(nn.Module module, SafetensorsCheckpoint checkpoint, Func<string, string> fileKeyOf,
-        Func<string, bool>? ignorable = null, Func<string, bool>? optional = null) =>
-        Load(module.state_dict().Select(kv => (kv.Key, kv.Value)), checkpoint, fileKeyOf, ignorable, optional);
-
-    /// <summary>The same for named tensors that are not one module's state (an adapter's parameters, say).</summary>
+    /// <param name="optional">Target keys that may be absent from the file and are then left as they are (e.g. a tied lm_head).</param>
     public static void Load(IEnumerable<(string Key, Tensor Target)> targets, SafetensorsCheckpoint checkpoint, Func<string, string> fileKeyOf,
         Func<string, bool>? ignorable = null, Func<string, bool>? optional = null)
     {
@@ -56,4 +51,9 @@ public static class StrictWeights
             target.copy_(stored);
         }
     }
+
+    /// <summary>The same for a module's parameters and buffers (its state_dict).</summary>
+    public static void Load(nn.Module module, SafetensorsCheckpoint checkpoint, Func<string, string> fileKeyOf,
+        Func<string, bool>? ignorable = null, Func<string, bool>? optional = null) =>
+        Load(module.state_dict().Select(kv => (kv.Key, kv.Value)), checkpoint, fileKeyOf, ignorable, optional);
 }
