@@ -101,6 +101,7 @@ public sealed class NotebookRunner(ProvidedPackages packages, TextWriter log)
     {
         string name = Path.GetFileName(notebook.Path);
         var options = ScriptOptions.Default
+            .WithMetadataResolver(new ReferencesOnlyFromDirectives())
             .WithReferences(FrameworkReferences())
             .WithImports(KernelImports)
             .WithEmitDebugInformation(true)
@@ -196,6 +197,19 @@ public sealed class NotebookRunner(ProvidedPackages packages, TextWriter log)
         if (!File.Exists(resolved))
             throw error($"#r \"{path}\": {resolved} does not exist; build the library first (dotnet build -c Release).");
         return MetadataReference.CreateFromFile(library);
+    }
+
+    /// <summary>
+    /// Resolves nothing by itself: the scripting default would find any assembly of this process that a
+    /// cell's code happens to need, so a notebook could compile here without the #r "nuget: ..." line VS Code
+    /// needs. References come only from the framework and the directives.
+    /// </summary>
+    sealed class ReferencesOnlyFromDirectives : MetadataReferenceResolver
+    {
+        public override bool ResolveMissingAssemblies => false;
+        public override System.Collections.Immutable.ImmutableArray<PortableExecutableReference> ResolveReference(string reference, string? baseFilePath, MetadataReferenceProperties properties) => [];
+        public override bool Equals(object? other) => other is ReferencesOnlyFromDirectives;
+        public override int GetHashCode() => nameof(ReferencesOnlyFromDirectives).GetHashCode();
     }
 
     /// <summary>The .NET framework's own assemblies, as the kernel offers them; packages come only from #r.</summary>

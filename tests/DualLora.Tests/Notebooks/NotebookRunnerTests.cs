@@ -138,6 +138,21 @@ public class NotebookRunnerTests
         Assert.Contains("data:image/png;base64,", File.ReadAllText(Path.Combine(temp.Path, "out", "test.html")));
     }
 
+    [Fact]
+    public void A_package_the_notebook_does_not_reference_is_not_found_even_if_the_runner_has_it()
+    {
+        // As in VS Code: the library's own dependencies come only with their #r "nuget: ..." line.
+        using var temp = new TempFolder();
+        string call = "DualLora.Multimodal.HuggingFaceModels.LoadTokenizer(\"nowhere\");";
+        string without = WriteNotebook(temp, ("code", $"{LibraryReference}\n{call}"));
+        var error = Assert.Throws<NotebookCellException>(() => Runner().Run(without, Path.Combine(temp.Path, "out")));
+        Assert.Contains("CS0012", error.Message);
+        Assert.Contains("Microsoft.ML.Tokenizers", error.Message);
+
+        string with = WriteNotebook(temp, ("code", $"#r \"nuget: Microsoft.ML.Tokenizers, 2.0.1\"\n{LibraryReference}\ntry {{ {call} }} catch (System.IO.FileNotFoundException) {{ }}"));
+        Runner().Run(with, Path.Combine(temp.Path, "out"));
+    }
+
     [Theory]
     [InlineData("{ not json", "not valid JSON")]
     [InlineData("""{"nbformat": 3, "cells": [], "metadata": {}}""", "'nbformat' must be 4")]
