@@ -37,3 +37,18 @@ static class TensorAssert
         Assert.True(e.bytes.SequenceEqual(a.bytes), $"{name}: the bytes differ");
     }
 }
+
+static class Weights
+{
+    /// <summary>
+    /// Overwrites every parameter with N(0, scale²) values from a private generator: tests run in parallel
+    /// and the global generator is shared, so seeding it would not make a test's weights reproducible.
+    /// </summary>
+    public static T Randomize<T>(T module, ulong seed, double scale) where T : TorchSharp.torch.nn.Module
+    {
+        var generator = new TorchSharp.torch.Generator(seed);
+        using var _ = TorchSharp.torch.no_grad();
+        foreach (var p in module.parameters()) p.copy_(TorchSharp.torch.randn(p.shape, dtype: p.dtype, generator: generator) * scale);
+        return module;
+    }
+}

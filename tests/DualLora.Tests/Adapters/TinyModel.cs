@@ -45,10 +45,7 @@ sealed class TinyModel : nn.Module<Tensor, Tensor>
         mm_projector = nn.Linear(width, width, dtype: dtype);
         layers = nn.ModuleList(Enumerable.Range(0, depth).Select(_ => new TinyLayer(width, kvWidth, dtype)).ToArray());
         RegisterComponents();
-        // Weights from a private generator: tests run in parallel and the global one is shared.
-        var generator = new Generator((ulong)seed);
-        using var _ = no_grad();
-        foreach (var parameter in parameters()) parameter.copy_(randn(parameter.shape, dtype: dtype, generator: generator) * 0.3);
+        Weights.Randomize(this, (ulong)seed, 0.3);
     }
 
     public override Tensor forward(Tensor x)

@@ -9,14 +9,8 @@ public class LlamaTests
     static readonly LlamaConfig Tiny = new(VocabSize: 11, HiddenSize: 8, IntermediateSize: 12, NumHiddenLayers: 2, NumAttentionHeads: 2, NumKeyValueHeads: 1, RopeTheta: 100);
 
     /// <summary>A float64 model with every weight drawn from a private generator (the RMSNorm gains too).</summary>
-    internal static LlamaForCausalLM Model(LlamaConfig config, ulong seed = 3)
-    {
-        var model = new LlamaForCausalLM(config, ScalarType.Float64);
-        var generator = new Generator(seed);
-        using var _ = no_grad();
-        foreach (var p in model.parameters()) p.copy_(randn(p.shape, dtype: ScalarType.Float64, generator: generator) * 0.5);
-        return model;
-    }
+    internal static LlamaForCausalLM Model(LlamaConfig config, ulong seed = 3) =>
+        Weights.Randomize(new LlamaForCausalLM(config, ScalarType.Float64), seed, 0.5);
 
     [Fact]
     public void The_state_dict_uses_the_Hugging_Face_LLaMA_key_names()

@@ -16,14 +16,7 @@ public class LlavaModelTests
         new LlamaConfig(VocabSize: 13, HiddenSize: 8, IntermediateSize: 16, NumHiddenLayers: 2, NumAttentionHeads: 2, NumKeyValueHeads: 1),
         vce);
 
-    static LlavaModel Model(LlavaConfig config)
-    {
-        var model = new LlavaModel(config, ScalarType.Float64);
-        var generator = new Generator(5);
-        using var _ = no_grad();
-        foreach (var p in model.parameters()) p.copy_(randn(p.shape, dtype: ScalarType.Float64, generator: generator) * 0.3);
-        return model;
-    }
+    static LlavaModel Model(LlavaConfig config) => Weights.Randomize(new LlavaModel(config, ScalarType.Float64), 5, 0.3);
 
     static MultimodalBatch Batch()
     {

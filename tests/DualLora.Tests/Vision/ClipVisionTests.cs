@@ -8,14 +8,7 @@ public class ClipVisionTests
 {
     static readonly ClipVisionConfig Tiny = new(HiddenSize: 8, IntermediateSize: 16, NumHiddenLayers: 3, NumAttentionHeads: 2, ImageSize: 6, PatchSize: 3, NumChannels: 2);
 
-    static ClipVisionModel Model(ClipVisionConfig config)
-    {
-        var model = new ClipVisionModel(config, ScalarType.Float64);
-        var generator = new Generator(11);
-        using var _ = no_grad();
-        foreach (var p in model.parameters()) p.copy_(randn(p.shape, dtype: ScalarType.Float64, generator: generator) * 0.5);
-        return model;
-    }
+    static ClipVisionModel Model(ClipVisionConfig config) => Weights.Randomize(new ClipVisionModel(config, ScalarType.Float64), 11, 0.5);
 
     [Fact]
     public void Keys_follow_the_Hugging_Face_CLIPVisionModel_layout()
