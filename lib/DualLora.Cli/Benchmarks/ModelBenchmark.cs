@@ -3,6 +3,7 @@ using System.Globalization;
 using DualLora.Adapters;
 using DualLora.Multimodal;
 using DualLora.Runtime;
+using DualLora.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -25,7 +26,7 @@ public static class ModelBenchmark
             var config = LlavaConfig.Small(withVce);
             using var model = new LlavaModel(config);
             var handle = AdapterInjection.Inject(model, new DualLoraConfig(Rank: 8) { TargetRegex = LlavaModel.DecoderQueryValue, ModulesToSave = ["connector"] });
-            using var optimizer = optim.AdamW(handle.TrainableNamedParameters().Select(p => p.Parameter), lr: 1e-3);
+            using var optimizer = new AdamWOptimizer(handle.TrainableNamedParameters().Select(p => p.Parameter), learningRate: 1e-3);
             var batch = RandomBatch(config, batchSize, textTokens);
             long sequence = textTokens - 1 + config.Vision.NumPatches;
             model.train();
@@ -35,9 +36,9 @@ public static class ModelBenchmark
             {
                 if (step == 3) { clock.Start(); liveAfterWarmUp = DisposeScopeManager.Statistics.ThreadTotalLiveCount; }
                 using var scope = NewDisposeScope();
-                optimizer.zero_grad();
+                optimizer.ZeroGrad();
                 model.call(batch).Loss!.backward();
-                optimizer.step();
+                optimizer.Step();
             }
             clock.Stop();
             long liveAtEnd = DisposeScopeManager.Statistics.ThreadTotalLiveCount;

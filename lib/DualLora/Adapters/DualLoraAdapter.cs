@@ -1,3 +1,4 @@
+using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -23,6 +24,7 @@ public sealed class DualLoraAdapter : Adapter
     readonly double dropout;
     readonly bool useRelu;
     readonly long rank;
+    readonly Scalar scaling;   // held, so the GC cannot finalize it while LibTorch reads it
 
     public double Scaling { get; }
 
@@ -43,13 +45,14 @@ public sealed class DualLoraAdapter : Adapter
         dropout = config.Dropout;
         useRelu = config.UseRelu;
         Scaling = config.Scaling;
+        scaling = Scaling.ToScalar();
         RegisterComponents();
     }
 
     public override Tensor Delta(Tensor x, bool training)
     {
         var (skill, task) = Subspaces(x, training);
-        return lora_B.call(skill * task) * Scaling;
+        return lora_B.call(skill * task).mul(scaling);
     }
 
     /// <summary>

@@ -1,3 +1,4 @@
+using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -9,6 +10,7 @@ public sealed class LoraAdapter : Adapter, IMergeableAdapter
     public readonly Linear lora_A;
     public readonly Linear lora_B;
     readonly double dropout;
+    readonly Scalar scaling;   // held, so the GC cannot finalize it while LibTorch reads it
 
     public double Scaling { get; }
 
@@ -24,16 +26,17 @@ public sealed class LoraAdapter : Adapter, IMergeableAdapter
         }
         dropout = config.Dropout;
         Scaling = config.Scaling;
+        scaling = Scaling.ToScalar();
         RegisterComponents();
     }
 
     public override Tensor Delta(Tensor x, bool training)
     {
         var input = dropout > 0 && training ? nn.functional.dropout(x, dropout, training) : x;
-        return lora_B.call(lora_A.call(input)) * Scaling;
+        return lora_B.call(lora_A.call(input)).mul(scaling);
     }
 
     public override string? WhyNotMergeable => null;
 
-    public Tensor DeltaWeight() => lora_B.weight.matmul(lora_A.weight) * Scaling;
+    public Tensor DeltaWeight() => lora_B.weight.matmul(lora_A.weight).mul(scaling);
 }

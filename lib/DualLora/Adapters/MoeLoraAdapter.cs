@@ -1,3 +1,4 @@
+using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -17,6 +18,7 @@ public sealed class MoeLoraAdapter : Adapter
     readonly MoeLoraConfig config;
     readonly long[] ranks;
     Tensor? auxiliaryLoss;
+    readonly Scalar scaling;   // held, so the GC cannot finalize it while LibTorch reads it
 
     public double Scaling { get; }
     public MoeLoraConfig Config => config;
@@ -38,6 +40,7 @@ public sealed class MoeLoraAdapter : Adapter
             nn.init.kaiming_uniform_(lora_router.weight, a: Math.Sqrt(5));
         }
         Scaling = config.Scaling;
+        scaling = Scaling.ToScalar();
         RegisterComponents();
     }
 
@@ -48,7 +51,7 @@ public sealed class MoeLoraAdapter : Adapter
         var input = config.Dropout > 0 && training ? nn.functional.dropout(x, config.Dropout, training) : x;
         using var repeats = tensor(ranks, device: x.device);
         var gates = weights.repeat_interleave(repeats, dim: -1);
-        return lora_B.call(lora_A.call(input) * gates) * Scaling;
+        return lora_B.call(lora_A.call(input) * gates).mul(scaling);
     }
 
     /// <summary>The weight of each expert for each token, (..., E): the quantity the routing strategies differ in.</summary>

@@ -1,4 +1,5 @@
 using DualLora.Adapters;
+using DualLora.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -113,18 +114,18 @@ public sealed class ConflictProblem : IDisposable
         using var model = NewModel();
         var handle = AdapterInjection.Inject(model, config);
         var parameters = handle.TrainableNamedParameters().Select(p => p.Parameter).ToList();
-        using var optimizer = optim.AdamW(parameters, lr: Options.LearningRate, weight_decay: 0);
+        using var optimizer = new AdamWOptimizer(parameters, Options.LearningRate, weightDecay: 0);
         var curve = new List<(int, double)>();
         model.train();
         for (int step = 1; step <= Options.Steps; step++)
         {
             using var scope = NewDisposeScope();
             var batch = randint(Options.TrainSamples, [Options.BatchSize], dtype: ScalarType.Int64, generator: generator);
-            optimizer.zero_grad();
+            optimizer.ZeroGrad();
             var loss = nn.functional.mse_loss(model.call(TrainInputs.index_select(0, batch)), TrainTargets.index_select(0, batch));
             if (handle.AuxiliaryLoss() is { } auxiliary) loss = loss + auxiliary;
             loss.backward();
-            optimizer.step();
+            optimizer.Step();
             if (step % Options.LogEvery == 0 || step == 1) curve.Add((step, loss.item<double>()));
         }
         model.eval();

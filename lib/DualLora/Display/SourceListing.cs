@@ -18,7 +18,10 @@ public sealed record SourceListing(string File, int FirstLine, int LastLine, str
     {
         var lines = Read(file, out string relative);
         var declaration = new Regex($@"^\s*(\[.*\]\s*)*((public|internal|private|protected|static|sealed|abstract|readonly|partial|override|virtual|unsafe|async|const|new)\s+)*[\w<>\[\]?,.() ]*\b{Regex.Escape(member)}\b\s*(<[^>]*>)?\s*(\(|\{{|=>|:|$|\s)");
-        int start = Array.FindIndex(lines, l => declaration.IsMatch(l) && !l.TrimStart().StartsWith("//", StringComparison.Ordinal) && !l.Contains(" new "));
+        // Statements that merely mention the member (a call, an assignment) are not its declaration.
+        var statement = new Regex(@"^\s*(//|if\b|else\b|return\b|var\b|foreach\b|for\b|while\b|using\b|throw\b|await\b|yield\b|case\b|lock\b)|=(?!>)|\bnew\b");
+        var name = new Regex($@"\b{Regex.Escape(member)}\b");
+        int start = Array.FindIndex(lines, l => declaration.IsMatch(l) && !statement.IsMatch(l[..name.Match(l).Index]));
         if (start < 0) throw new ArgumentException($"{relative}: no member named '{member}'.");
         int first = start;
         while (first > 0 && (lines[first - 1].TrimStart().StartsWith("///", StringComparison.Ordinal) || lines[first - 1].TrimStart().StartsWith('['))) first--;

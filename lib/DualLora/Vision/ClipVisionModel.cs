@@ -91,6 +91,7 @@ public sealed class ClipMlp : nn.Module<Tensor, Tensor>
 {
     public readonly Linear fc1, fc2;
     readonly bool quickGelu;
+    static readonly Scalar QuickGeluFactor = 1.702.ToScalar();   // held, so the GC cannot finalize it while LibTorch reads it
 
     public ClipMlp(ClipVisionConfig config, ScalarType? dtype) : base(nameof(ClipMlp))
     {
@@ -104,7 +105,7 @@ public sealed class ClipMlp : nn.Module<Tensor, Tensor>
     {
         var h = fc1.call(x);
         // CLIP's quick GELU: x · σ(1.702 x).
-        h = quickGelu ? h * nn.functional.sigmoid(1.702 * h) : nn.functional.gelu(h);
+        h = quickGelu ? h * nn.functional.sigmoid(h.mul(QuickGeluFactor)) : nn.functional.gelu(h);
         return fc2.call(h);
     }
 }

@@ -1,4 +1,5 @@
 using DualLora.Adapters;
+using DualLora.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -17,7 +18,7 @@ public class TrainingMemoryTests
         if (config is MoeLoraConfig moe) config = moe with { AuxiliaryLossWeight = 0.01 };
         var handle = AdapterInjection.Inject(model, config);
         model.train();
-        using var optimizer = optim.AdamW(handle.TrainableNamedParameters().Select(p => p.Parameter), lr: 1e-3);
+        using var optimizer = new AdamWOptimizer(handle.TrainableNamedParameters().Select(p => p.Parameter), learningRate: 1e-3);
         var x = randn(16, 8);
         var target = randn(16, 8);
         var liveCounts = new List<long>();
@@ -25,11 +26,11 @@ public class TrainingMemoryTests
         {
             using (NewDisposeScope())
             {
-                optimizer.zero_grad();
+                optimizer.ZeroGrad();
                 var loss = nn.functional.mse_loss(model.call(x), target);
                 if (handle.AuxiliaryLoss() is { } auxiliary) loss = loss + auxiliary;
                 loss.backward();
-                optimizer.step();
+                optimizer.Step();
             }
             if (step is 10 or 999) liveCounts.Add(DisposeScopeManager.Statistics.ThreadTotalLiveCount);
         }

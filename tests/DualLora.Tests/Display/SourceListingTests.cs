@@ -19,6 +19,17 @@ public class SourceListingTests
     }
 
     [Fact]
+    public void A_call_of_the_member_before_its_declaration_is_not_taken_for_it()
+    {
+        // AdaptableLinear.Detach calls Unmerge() a few lines before Unmerge is declared.
+        var listing = SourceListing.Member("lib/DualLora/Adapters/AdaptableLinear.cs", "Unmerge");
+        Assert.Contains("internal void Unmerge()", listing.Text);
+        Assert.DoesNotContain("Detach", listing.Text);
+        var tuple = SourceListing.Member("lib/DualLora/Adapters/DualLoraAdapter.cs", "Subspaces");
+        Assert.Contains("public (Tensor Skill, Tensor Task) Subspaces(Tensor x, bool training = false)", tuple.Text);
+    }
+
+    [Fact]
     public void Unknown_members_and_files_are_clear_errors()
     {
         Assert.Contains("no member named 'Nope'", Assert.Throws<ArgumentException>(() => SourceListing.Member("lib/DualLora/Runtime/TorchRuntime.cs", "Nope")).Message);

@@ -1,4 +1,5 @@
 using DualLora.Adapters;
+using DualLora.Training;
 using DualLora.Language;
 using DualLora.Multimodal;
 using DualLora.Vision;
@@ -113,7 +114,7 @@ public class SmallModelTrainingTests
         var model = new LlavaModel(config);
         Assert.InRange(model.parameters().Sum(p => p.numel()), 2_000_000, 10_000_000);
         var handle = AdapterInjection.Inject(model, new DualLoraConfig(Rank: 4) { TargetRegex = LlavaModel.DecoderQueryValue, ModulesToSave = ["connector"] });
-        using var optimizer = optim.AdamW(handle.TrainableNamedParameters().Select(p => p.Parameter), lr: 1e-3);
+        using var optimizer = new AdamWOptimizer(handle.TrainableNamedParameters().Select(p => p.Parameter), learningRate: 1e-3);
         var ids = randint(3, config.Language.VocabSize, [2, 12], dtype: ScalarType.Int64);
         ids[.., 1] = LlavaConfig.ImageTokenId;
         var labels = ids.clone();
@@ -126,10 +127,10 @@ public class SmallModelTrainingTests
         {
             using (NewDisposeScope())
             {
-                optimizer.zero_grad();
+                optimizer.ZeroGrad();
                 var loss = model.call(batch).Loss!;
                 loss.backward();
-                optimizer.step();
+                optimizer.Step();
                 losses.Add(loss.item<float>());
             }
             if (step == 5) live = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
