@@ -61,10 +61,12 @@ public sealed class AdaptableLinear : nn.Module<Tensor, Tensor>
         AdapterEnabled = true;
     }
 
-    internal Adapter Detach()
+    /// <param name="keepMerged">Leave a merged update in W (PEFT's merge_and_unload) instead of taking it out.</param>
+    internal Adapter Detach(bool keepMerged = false)
     {
         var removed = adapter ?? throw new InvalidOperationException("No adapter is attached to this layer.");
-        if (merged) Unmerge();
+        if (merged && !keepMerged) Unmerge();
+        merged = false;
         foreach (var (name, _) in removed.named_children()) register_module(name, null!);
         adapter = null;
         return removed;

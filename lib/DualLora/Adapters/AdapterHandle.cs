@@ -76,10 +76,22 @@ public sealed class AdapterHandle
     }
 
     /// <summary>Detaches every adapter (unmerging first) and restores requires_grad as it was before injection.</summary>
-    public void Remove()
+    public void Remove() => Unload(keepMerged: false);
+
+    /// <summary>
+    /// Folds every adapter into its base weight and detaches it (PEFT's merge_and_unload): the model is a
+    /// plain model again, with the adapted weights. LoRA only.
+    /// </summary>
+    public void MergeAndUnload()
+    {
+        Merge();
+        Unload(keepMerged: true);
+    }
+
+    void Unload(bool keepMerged)
     {
         ThrowIfRemoved();
-        foreach (var (_, layer) in Layers) layer.Detach().Dispose();
+        foreach (var (_, layer) in Layers) layer.Detach(keepMerged).Dispose();
         foreach (var (name, parameter) in model.named_parameters())
             if (requiresGradBefore.TryGetValue(name, out bool before)) parameter.requires_grad = before;
         removed = true;

@@ -117,6 +117,25 @@ public class InjectionTests
     }
 
     [Fact]
+    public void Merge_and_unload_leaves_a_plain_model_computing_the_adapted_output()
+    {
+        using var scope = NewDisposeScope();
+        var model = new TinyModel();
+        var keysBefore = model.state_dict().Keys.ToList();
+        var handle = AdapterInjection.Inject(model, new LoraConfig(Rank: 2, Alpha: 4));
+        var generator = new Generator(8);
+        using (no_grad()) foreach (var (_, p) in handle.AdapterNamedParameters()) p.copy_(randn(p.shape, generator: generator) * 0.5);
+        model.eval();
+        var x = randn(4, 8, generator: generator);
+        var adapted = model.call(x);
+        handle.MergeAndUnload();
+        Assert.Equal(keysBefore, model.state_dict().Keys.ToList());
+        Assert.All(model.modules().OfType<AdaptableLinear>(), l => Assert.Null(l.Adapter));
+        Assert.True(model.call(x).allclose(adapted, rtol: 0, atol: 1e-5 * adapted.abs().max().item<float>()));
+        Assert.Throws<InvalidOperationException>(() => handle.Merge());
+    }
+
+    [Fact]
     public void Budgets_match_within_two_percent_at_the_papers_size_and_at_a_small_size()
     {
         // LLaVA-1.5-7B: 32 layers, q and v are 4096 -> 4096; Dual-LoRA r = 32 sets the budget.
