@@ -6,42 +6,71 @@ namespace DualLora.Cli;
 /// <summary>The command line: one entry for every job the project does.</summary>
 public static class Commands
 {
-    const string Usage = """
-        usage: DualLora.Cli <command> [options]
+    /// <summary>One command: the words that name it, its options, and what it does.</summary>
+    sealed record CommandHelp(string Name, string Options, string Description)
+    {
+        public override string ToString() => $"  {Name}{(Options.Length > 0 ? " " + Options : "")}\n      {Description.ReplaceLineEndings("\n      ")}";
+    }
 
-        commands:
-          walkthrough [--profile smoke|full] [--in-place] [--out DIR]
-              Execute every notebook under notebooks/ in order; write the executed notebooks to DIR/notebooks
-              (or back into notebooks/ with --in-place) and an HTML page each to DIR/html (DIR defaults to out/);
-              print a summary. The profile defaults to environment.json's.
-          notebooks run FILE.ipynb... [--output DIR] [--html DIR] [--profile smoke|full]
-              Execute the given notebooks; write each in place (or into --output) with its HTML page beside it
-              (or into --html).
-          env
-              Print the runtime environment read from environment.json.
-          bench model [--steps N] [--batch N] [--text N]
-              Train the small default model (Dual-LoRA on the decoder, connector trainable) on random data and
-              print its throughput in tokens/s and the live tensor count, which must stay flat.
-          bench adapters [--tokens N] [--repeats N]
-              Time each adapter (forward, and forward + backward) and its peak memory, side by side, as ratios
-              to LoRA: one layer at d = 4096, r = 32, and a q/v-adapted stack. Prints a table.
+    static readonly CommandHelp[] Help =
+    [
+        new("walkthrough", "[--profile smoke|full] [--in-place] [--out DIR]", """
+            Execute every notebook under notebooks/ in order in the .NET Interactive C# kernel; write the executed
+            notebooks to DIR/notebooks (or back into notebooks/ with --in-place) and the documentation site to
+            DIR/site (DIR defaults to out/); print a summary. The profile defaults to environment.json's.
+            """),
+        new("notebooks run", "FILE.ipynb... [--output DIR] [--profile smoke|full]", """
+            Execute the given notebooks in the .NET Interactive C# kernel; write each in place (or into --output).
+            """),
+        new("env", "", "Print the runtime environment read from environment.json."),
+        new("bench model", "[--steps N] [--batch N] [--text N]", """
+            Train the small default model (Dual-LoRA on the decoder, connector trainable) on random data and
+            print its throughput in tokens/s and the live tensor count, which must stay flat.
+            """),
+        new("bench adapters", "[--tokens N] [--repeats N]", """
+            Time each adapter (forward, and forward + backward) and its peak memory, side by side, as ratios
+            to LoRA: one layer at d = 4096, r = 32, and a q/v-adapted stack. Prints a table.
+            """),
+    ];
 
-        exit codes: 0 success, 1 a notebook or command failed, 2 bad usage or input.
-        """;
+    const string Header = "usage: DualLora.Cli <command> [options]   (DualLora.Cli <command> --help for one command)";
+    const string ExitCodes = "exit codes: 0 success, 1 a notebook or command failed, 2 bad usage or input.";
+
+    static string Usage => $"{Header}\n\ncommands:\n{string.Join("\n", Help.Select(h => h.ToString()))}\n\n{ExitCodes}";
+
+    /// <summary>
+    /// The help asked for with --help or -h anywhere: of the command the words before it name, of every
+    /// command under a group word ("bench --help"), or of all commands.
+    /// </summary>
+    static string HelpFor(string[] args)
+    {
+        var words = args.TakeWhile(a => a is not ("--help" or "-h" or "help")).Where(a => !a.StartsWith('-')).ToArray();
+        for (int n = words.Length; n > 0; n--)
+        {
+            string name = string.Join(" ", words[..n]);
+            var matches = Help.Where(h => h.Name == name || h.Name.StartsWith(name + " ", StringComparison.Ordinal)).ToList();
+            if (matches.Count > 0) return $"usage:\n{string.Join("\n", matches)}\n\n{ExitCodes}";
+        }
+        return Usage;
+    }
 
     public static int Run(string[] args, TextWriter output, TextWriter error)
     {
         try
         {
+            if (args is ["help"] || args.Contains("--help") || args.Contains("-h"))
+            {
+                output.WriteLine(HelpFor(args));
+                return 0;
+            }
             return args switch
             {
                 ["walkthrough", .. var rest] => Walkthrough(Options.Parse(rest, ["--profile", "--out"], ["--in-place"]), output),
-                ["notebooks", "run", .. var rest] => RunNotebooks(Options.Parse(rest, ["--output", "--html", "--profile"], []), output),
+                ["notebooks", "run", .. var rest] => RunNotebooks(Options.Parse(rest, ["--output", "--profile"], []), output),
                 ["env"] => Environment(output),
                 ["bench", "adapter-peak", var setting, var method, var tokens] => PrintPeak(setting, method, tokens, output),
                 ["bench", "model", .. var rest] => BenchModel(Options.Parse(rest, ["--steps", "--batch", "--text"], []), output),
                 ["bench", "adapters", .. var rest] => BenchAdapters(Options.Parse(rest, ["--tokens", "--repeats"], []), output),
-                ["help" or "--help" or "-h"] => Help(output),
                 _ => throw new UsageException(args.Length == 0 ? "no command given." : $"unknown command '{string.Join(" ", args)}'."),
             };
         }
@@ -60,12 +89,6 @@ public static class Commands
             error.WriteLine($"error: {e.Message}");
             return 1;
         }
-    }
-
-    static int Help(TextWriter output)
-    {
-        output.WriteLine(Usage);
-        return 0;
     }
 
     static int Environment(TextWriter output)
@@ -111,9 +134,9 @@ public static class Commands
     static int RunNotebooks(Options options, TextWriter output)
     {
         if (options.Positional.Count == 0) throw new UsageException("notebooks run needs at least one .ipynb file.");
-        var runner = new NotebookRunner(ProvidedPackages.FromRunningApplication(), output);
+        var runner = new NotebookRunner(output);
         var profile = ParseProfile(options);
-        var runs = options.Positional.Select(path => runner.Run(path, options.Value("--output"), options.Value("--html"), profile)).ToList();
+        var runs = options.Positional.Select(path => runner.Run(path, options.Value("--output"), profile)).ToList();
         PrintSummary(runs, output);
         return 0;
     }
@@ -129,13 +152,11 @@ public static class Commands
         var profile = ParseProfile(options) ?? environment.Profile;
         output.WriteLine($"walkthrough: {files.Count} notebooks, profile {profile.ToString().ToLowerInvariant()}");
 
-        var runner = new NotebookRunner(ProvidedPackages.FromRunningApplication(), output);
+        var runner = new NotebookRunner(output);
         string? notebookOutput = options.Flag("--in-place") ? null : Path.Combine(outFolder, "notebooks");
-        string html = Path.Combine(outFolder, "html");
-        var runs = files.Select(f => runner.Run(f, notebookOutput, html, profile)).ToList();
+        var runs = files.Select(f => runner.Run(f, notebookOutput, profile)).ToList();
         PrintSummary(runs, output);
         output.WriteLine($"executed notebooks: {notebookOutput ?? notebooks}");
-        output.WriteLine($"HTML pages: {html}");
         return 0;
     }
 

@@ -29,7 +29,7 @@ public class NotebookRunnerTests
         return path;
     }
 
-    static NotebookRunner Runner() => new(ProvidedPackages.FromRunningApplication(), TextWriter.Null);
+    static NotebookRunner Runner() => new(TextWriter.Null);
 
     static JsonArray OutputsOf(string notebook, int cellIndex) => (JsonArray)JsonNode.Parse(File.ReadAllText(notebook))!["cells"]![cellIndex]!["outputs"]!;
 
@@ -42,7 +42,7 @@ public class NotebookRunnerTests
         string path = WriteNotebook(temp,
             ("markdown", "# Title"),
             ("code", "var x = 1 + 2;"),
-            ("code", "Console.WriteLine(\"hello\");\ndisplay(\"shown\");\nx * 10"));
+            ("code", "Console.WriteLine(\"hello\");\nConsole.Write(\"again\\n\");\nConsole.Error.WriteLine(\"careful\");\ndisplay(\"shown\");\nx * 10"));
         var run = Runner().Run(path, outputFolder: Path.Combine(temp.Path, "out"));
 
         string written = Path.Combine(temp.Path, "out", "test.ipynb");
@@ -55,13 +55,45 @@ public class NotebookRunnerTests
         Assert.Equal(2, notebook["cells"]![2]!["execution_count"]!.GetValue<int>());
 
         var outputs = OutputsOf(written, 2);
-        Assert.Equal(["stream", "display_data", "execute_result"], outputs.Select(o => o!["output_type"]!.GetValue<string>()));
-        Assert.Equal("hello\n", Text(outputs[0]!["text"]));
-        Assert.Equal("shown", Text(outputs[1]!["data"]!["text/plain"]));
-        Assert.Equal("30", Text(outputs[2]!["data"]!["text/plain"]));
-        Assert.Equal(2, outputs[2]!["execution_count"]!.GetValue<int>());
-        Assert.True(File.Exists(Path.Combine(temp.Path, "out", "test.html")));
-        Assert.Contains("<h1", File.ReadAllText(Path.Combine(temp.Path, "out", "test.html")));
+        Assert.Equal(["stream", "stream", "display_data", "execute_result"], outputs.Select(o => o!["output_type"]!.GetValue<string>()));
+        Assert.Equal("hello\nagain\n", Text(outputs[0]!["text"]));
+        Assert.Equal("stdout", outputs[0]!["name"]!.GetValue<string>());
+        Assert.Equal("careful\n", Text(outputs[1]!["text"]));
+        Assert.Equal("stderr", outputs[1]!["name"]!.GetValue<string>());
+        Assert.Equal("shown", Text(outputs[2]!["data"]!["text/plain"]));
+        Assert.Contains("<pre>30</pre>", Text(outputs[3]!["data"]!["text/html"]));
+        Assert.Equal(2, outputs[3]!["execution_count"]!.GetValue<int>());
+    }
+
+    [Fact]
+    public void Updates_of_a_displayed_value_replace_each_other()
+    {
+        using var temp = new TempFolder();
+        string path = WriteNotebook(temp, ("code", "var shown = display(\"first\");\nshown.Update(\"second\");\nshown.Update(\"third\");"));
+        Runner().Run(path, Path.Combine(temp.Path, "out"));
+        var outputs = OutputsOf(Path.Combine(temp.Path, "out", "test.ipynb"), 0);
+        // This kernel build publishes the updates under another id than the first display (VS Code shows the
+        // same two outputs); the updates replace each other, so "second" is gone.
+        Assert.Equal(["first", "third"], outputs.Select(o => Text(o!["data"]!["text/plain"])));
+    }
+
+    [Theory]
+    [InlineData("int a = 1;\nthrow new Exception();", 2, 2)]
+    [InlineData("#r \"nuget: X, 1.0\"\n\nint a = 1;\nthrow new Exception();", 2, 4)]
+    [InlineData("// note\n#r \"nuget: X, 1.0\"\nint a = 1;\nthrow new Exception();", 3, 4)]
+    [InlineData("#r \"nuget: X, 1.0\"\n// note\n\nthrow new Exception();", 3, 4)]
+    [InlineData("\nint a = 1;\nthrow new Exception();", 3, 3)]
+    public void Lines_the_kernel_compiled_map_back_to_the_cell(string cell, int compiledLine, int cellLine) =>
+        Assert.Equal(cellLine, NotebookKernel.CompiledLineToCellLine(cell, compiledLine));
+
+    [Fact]
+    public void A_failing_cell_after_package_references_reports_its_own_line()
+    {
+        using var temp = new TempFolder();
+        string path = WriteNotebook(temp, ("code", "#r \"nuget: Microsoft.ML.Tokenizers, 2.0.1\"\n\nint a = 1;\nthrow new InvalidOperationException(\"late\");"));
+        var error = Assert.Throws<NotebookCellException>(() => Runner().Run(path, Path.Combine(temp.Path, "out")));
+        Assert.Equal(4, error.Line);
+        Assert.Contains("late", error.Message);
     }
 
     [Fact]
@@ -106,21 +138,17 @@ public class NotebookRunnerTests
     }
 
     [Theory]
-    [InlineData("#r \"nuget: Newtonsoft.Json, 13.0.3\"", "no package 'Newtonsoft.Json'", "TorchSharp-cpu 0.107.0")]
-    [InlineData("#r \"nuget: TorchSharp-cpu, 0.106.0\"", "version 0.106.0", "provides 0.107.0")]
-    [InlineData("#r \"nuget: TorchSharp-cpu\"", "has no version", "#r \"nuget: TorchSharp-cpu, 0.107.0\"")]
-    [InlineData("#r \"../elsewhere/Other.dll\"", "only the project's library", "DualLora.dll")]
-    [InlineData("#r \"../missing/DualLora.dll\"", "does not exist", "dotnet build -c Release")]
-    [InlineData("#!time", "magic commands", "#!time")]
-    public void Bad_directives_are_clear_errors(string directive, string expected1, string expected2)
+    [InlineData("#r \"nuget: DualLora.No.Such.Package, 1.0.0\"", "DualLora.No.Such.Package")]
+    [InlineData("#r \"../missing/DualLora.dll\"", "DualLora.dll")]
+    [InlineData("#!frobnicate", "#!frobnicate")]
+    public void Directives_the_kernel_cannot_resolve_fail_the_cell(string directive, string expected)
     {
         using var temp = new TempFolder();
         string path = WriteNotebook(temp, ("code", $"// references\n{directive}"));
         var error = Assert.Throws<NotebookCellException>(() => Runner().Run(path, Path.Combine(temp.Path, "out")));
         Assert.Equal(1, error.Cell);
-        Assert.Equal(2, error.Line);
-        Assert.Contains(expected1, error.Message);
-        Assert.Contains(expected2, error.Message);
+        Assert.Contains(expected, error.Message);
+        Assert.False(Directory.Exists(Path.Combine(temp.Path, "out")));
     }
 
     [Fact]
@@ -134,8 +162,7 @@ public class NotebookRunnerTests
         var result = OutputsOf(Path.Combine(temp.Path, "out", "test.ipynb"), 1).Single()!;
         byte[] png = Convert.FromBase64String(result["data"]!["image/png"]!.GetValue<string>());
         Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, png[..4]);
-        Assert.Equal("PNG image 6x6", Text(result["data"]!["text/plain"]));
-        Assert.Contains("data:image/png;base64,", File.ReadAllText(Path.Combine(temp.Path, "out", "test.html")));
+
     }
 
     [Fact]
@@ -218,7 +245,6 @@ public class NotebookRunnerTests
             var executed = JsonNode.Parse(File.ReadAllText(Path.Combine(temp.Path, "notebooks", name)))!;
             var codeCells = executed["cells"]!.AsArray().Where(c => c!["cell_type"]!.GetValue<string>() == "code").ToList();
             Assert.Equal(Enumerable.Range(1, codeCells.Count), codeCells.Select(c => c!["execution_count"]!.GetValue<int>()));
-            Assert.True(File.Exists(Path.Combine(temp.Path, "html", Path.ChangeExtension(name, ".html"))), name);
         }
     }
 }

@@ -1,0 +1,65 @@
+using System.Collections.Immutable;
+using System.Text.Json.Nodes;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.Scripting;
+
+namespace DualLora.Cli.Notebooks;
+
+/// <summary>
+/// Keeps the hosted kernel's view of assemblies what it is in the dotnet-interactive tool. When a cell's
+/// code needs an assembly nobody referenced, Roslyn's script resolver looks it up among the process's
+/// trusted platform assemblies. In the tool those are the framework and the kernel's own packages; in this
+/// CLI they also hold the library's dependencies (TorchSharp, SkiaSharp, ...), so a notebook missing a
+/// <c>#r "nuget: ..."</c> line would run here and fail in VS Code. This resolver refuses exactly those.
+/// </summary>
+sealed class KernelReferences(MetadataReferenceResolver inner, ImmutableHashSet<string> refused) : MetadataReferenceResolver
+{
+    MetadataReferenceResolver Inner => inner;
+    ImmutableHashSet<string> Refused => refused;
+
+    /// <summary>The assembly names of the library's package closure that the kernel's closure does not contain.</summary>
+    public static ImmutableHashSet<string> LibraryOnlyAssemblies()
+    {
+        string depsFile = (AppContext.GetData("APP_CONTEXT_DEPS_FILES") as string)?.Split(';').FirstOrDefault(File.Exists)
+            ?? throw new InvalidOperationException("The application's .deps.json was not found; the notebook kernel needs it to tell the library's packages from its own.");
+        var targets = JsonNode.Parse(File.ReadAllText(depsFile))?["targets"]?.AsObject().First().Value?.AsObject()
+            ?? throw new InvalidDataException($"{depsFile}: no 'targets'.");
+        var library = Closure(targets, depsFile, "DualLora");
+        var kernel = Closure(targets, depsFile, "Microsoft.DotNet.Interactive.CSharp", "Microsoft.DotNet.Interactive.PackageManagement");
+        return library.Except(kernel).Remove("DualLora");
+    }
+
+    static ImmutableHashSet<string> Closure(JsonObject targets, string depsFile, params string[] roots)
+    {
+        var keyByName = targets.ToDictionary(t => t.Key[..t.Key.IndexOf('/')], t => t.Key, StringComparer.OrdinalIgnoreCase);
+        var assemblies = ImmutableHashSet.CreateBuilder<string>(StringComparer.OrdinalIgnoreCase);
+        var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        var pending = new Stack<string>(roots);
+        while (pending.TryPop(out string? name))
+        {
+            if (!seen.Add(name)) continue;
+            if (!keyByName.TryGetValue(name, out string? key)) throw new InvalidDataException($"{depsFile}: no entry for '{name}'.");
+            var entry = targets[key]!;
+            foreach (var runtime in entry["runtime"]?.AsObject() ?? []) assemblies.Add(Path.GetFileNameWithoutExtension(runtime.Key));
+            foreach (var dependency in entry["dependencies"]?.AsObject() ?? []) pending.Push(dependency.Key);
+        }
+        return assemblies.ToImmutable();
+    }
+
+    public override bool ResolveMissingAssemblies => inner.ResolveMissingAssemblies;
+
+    public override PortableExecutableReference? ResolveMissingAssembly(MetadataReference definition, AssemblyIdentity referenceIdentity) =>
+        refused.Contains(referenceIdentity.Name) ? null : inner.ResolveMissingAssembly(definition, referenceIdentity);
+
+    public override ImmutableArray<PortableExecutableReference> ResolveReference(string reference, string? baseFilePath, MetadataReferenceProperties properties) =>
+        inner.ResolveReference(reference, baseFilePath, properties);
+
+    public override bool Equals(object? other) => other is KernelReferences o && o.Inner.Equals(inner) && o.Refused.SetEquals(refused);
+    public override int GetHashCode() => inner.GetHashCode();
+
+    /// <summary>Script options that resolve from <paramref name="workingDirectory"/> as the kernel does, with the library's packages refused.</summary>
+    public static ScriptOptions Apply(ScriptOptions options, string workingDirectory) =>
+        options.WithMetadataResolver(new KernelReferences(ScriptMetadataResolver.Default.WithBaseDirectory(workingDirectory), LibraryOnly.Value));
+
+    static readonly Lazy<ImmutableHashSet<string>> LibraryOnly = new(LibraryOnlyAssemblies);
+}
