@@ -20,6 +20,6 @@ public static class Charts
 
     /// <summary>Several heatmaps with the same axes side by side, on one colour scale or one each (see <see cref="HeatmapFigure"/>).</summary>
     public static HeatmapFigure Heatmaps(IReadOnlyList<HeatmapPanel> panels, string rowTitle, string columnTitle, string valueTitle,
-        ColourScale scale = ColourScale.Shared, double? low = null, double? high = null, int cellSize = 8) =>
-        new(panels, rowTitle, columnTitle, valueTitle, scale, low, high, cellSize);
+        ColourScale scale = ColourScale.Shared, double? low = null, double? high = null, int cellSize = 8, int? panelsPerRow = null) =>
+        new(panels, rowTitle, columnTitle, valueTitle, scale, low, high, cellSize, panelsPerRow);
 }

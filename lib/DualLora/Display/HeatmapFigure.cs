@@ -63,15 +63,19 @@ public sealed record HeatmapFigure : Figure
     public double? Low { get; }
     public double? High { get; }
     public int CellSize { get; }
+    /// <summary>At most this many panels in a row (a 2 x 2 grid of four, say); null: as many as fit in <see cref="MaxWidth"/>.</summary>
+    public int? PanelsPerRow { get; }
 
     public HeatmapFigure(IReadOnlyList<HeatmapPanel> panels, string rowTitle, string columnTitle, string valueTitle,
-        ColourScale scale = ColourScale.Shared, double? low = null, double? high = null, int cellSize = 8)
+        ColourScale scale = ColourScale.Shared, double? low = null, double? high = null, int cellSize = 8, int? panelsPerRow = null)
     {
+        if (panelsPerRow < 1) throw new ArgumentOutOfRangeException(nameof(panelsPerRow), panelsPerRow, "panelsPerRow must be at least 1.");
         if (panels.Count == 0) throw new ArgumentException("A heatmap figure needs at least one panel.", nameof(panels));
         if (cellSize < 1) throw new ArgumentOutOfRangeException(nameof(cellSize), cellSize, "cellSize must be at least 1 pixel.");
         if (low is { } l && high is { } h && !(l <= h)) throw new ArgumentException($"The colour scale's low ({l}) is above its high ({h}).");
         (Panels, RowTitle, ColumnTitle, ValueTitle, Scale, Low, High, CellSize) =
             (panels.ToArray(), rowTitle, columnTitle, valueTitle, scale, low, high, cellSize);
+        PanelsPerRow = panelsPerRow;
     }
 
     /// <summary>The colour range of a panel: its values (or all panels' when shared), widened to <see cref="Low"/> and <see cref="High"/>.</summary>
@@ -117,6 +121,7 @@ public sealed record HeatmapFigure : Figure
         var images = new Box[Panels.Count];
         var bars = new Box[Panels.Count];
         double x = 0, y = 0, rowHeight = 0, width = 0;
+        int inRow = 0;
         for (int p = 0; p < Panels.Count; p++)
         {
             var panel = Panels[p];
@@ -124,7 +129,8 @@ public sealed record HeatmapFigure : Figure
             double left = 8 + LabelSize + 8 + LabelsWidth(IndexTicks(panel.Rows).Values.Select(v => Ticks.Label(v, 1))) + 6;
             double slotWidth = left + Math.Max(w, SvgCanvas.TextWidth(panel.Title, TitleSize)) + (Scale == ColourScale.PerPanel ? BarSlot(p) : 0) + Gap;
             double slotHeight = 28 + Math.Max(h, Scale == ColourScale.PerPanel ? MinBarHeight : 0) + 44;
-            if (x > 0 && x + slotWidth > MaxWidth) { x = 0; y += rowHeight; rowHeight = 0; }
+            if (x > 0 && (x + slotWidth > MaxWidth || inRow == PanelsPerRow)) { x = 0; y += rowHeight; rowHeight = 0; inRow = 0; }
+            inRow++;
             images[p] = new Box(x + left, y + 28, w, h);
             bars[p] = new Box(x + left + w + 12, y + 28, BarWidth, Math.Max(h, MinBarHeight));
             x += slotWidth;
@@ -178,15 +184,11 @@ public sealed record HeatmapFigure : Figure
         return canvas.ToString();
     }
 
+    static readonly Lazy<PngImage> ColourBar = new(() => PngImage.ColourBarPixels());
+
     void DrawBar(SvgCanvas canvas, Box bar, double low, double high)
     {
-        const int Steps = 64;
-        for (int i = 0; i < Steps; i++)
-        {
-            var colour = PngImage.Viridis((i + 0.5) / Steps);
-            canvas.Rect(bar.X, bar.Bottom - (i + 1) * bar.Height / Steps, bar.Width, bar.Height / Steps + 0.5,
-                $"#{colour.Red:x2}{colour.Green:x2}{colour.Blue:x2}");
-        }
+        canvas.Png(bar.X, bar.Y, bar.Width, bar.Height, ColourBar.Value.Bytes, pixelated: false);
         canvas.Rect(bar.X, bar.Y, bar.Width, bar.Height, "none", SvgCanvas.AxisColour);
         var (values, step) = Ticks.Within(low, high);
         foreach (double v in values)

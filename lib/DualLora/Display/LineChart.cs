@@ -66,8 +66,8 @@ public sealed record LineChart : Figure
         {
             var (yTicks, yStep) = YTicks;
             double labels = yTicks.Max(t => SvgCanvas.TextWidth(Ticks.Label(t, yStep), TickSize));
-            double legend = ShowsLegend ? 40 + Series.Max(s => SvgCanvas.TextWidth(s.Name, LabelSize)) : 0;
-            return (Math.Round(28 + labels + 12), Top, Width - 20 - legend, Height - Bottom);
+            double legend = ShowsLegend ? 42 + Series.Max(s => SvgCanvas.TextWidth(s.Name, LabelSize)) : 0;
+            return (Math.Round(28 + labels + 12), Top, Width - (ShowsLegend ? 12 : 20) - legend, Height - Bottom);
         }
     }
 

@@ -37,6 +37,14 @@ public sealed record PngImage(byte[] Bytes, int Width, int Height)
         return FromBitmap(bitmap);
     }
 
+    /// <summary>A colour bar's gradient: one pixel wide, <paramref name="steps"/> high, the top yellow (high), the bottom purple (low).</summary>
+    internal static PngImage ColourBarPixels(int steps = 256)
+    {
+        using var bitmap = new SKBitmap(1, steps, SKColorType.Rgba8888, SKAlphaType.Opaque);
+        for (int y = 0; y < steps; y++) bitmap.SetPixel(0, y, Viridis(1 - (y + 0.5) / steps));
+        return FromBitmap(bitmap);
+    }
+
     // Five anchors of matplotlib's viridis, interpolated linearly.
     static readonly (double R, double G, double B)[] ViridisAnchors =
         [(68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37)];

@@ -48,10 +48,11 @@ internal sealed class SvgCanvas
     public void Circle(double x, double y, double radius, string fill) =>
         svg.Append($"<circle cx=\"{N(x)}\" cy=\"{N(y)}\" r=\"{N(radius)}\" fill=\"{fill}\"/>");
 
-    /// <summary>A PNG drawn into a box, its pixels kept sharp when the figure is scaled up.</summary>
-    public void Png(double x, double y, double width, double height, byte[] png) =>
+    /// <summary>A PNG stretched into a box: with <paramref name="pixelated"/>, each pixel stays a sharp square (heatmap cells); else it is smoothed (a gradient).</summary>
+    public void Png(double x, double y, double width, double height, byte[] png, bool pixelated = true) =>
         svg.Append($"<image x=\"{N(x)}\" y=\"{N(y)}\" width=\"{N(width)}\" height=\"{N(height)}\" preserveAspectRatio=\"none\" ")
-           .Append($"style=\"image-rendering:pixelated\" href=\"data:image/png;base64,{Convert.ToBase64String(png)}\"/>");
+           .Append(pixelated ? "style=\"image-rendering:pixelated\" " : "")
+           .Append($"href=\"data:image/png;base64,{Convert.ToBase64String(png)}\"/>");
 
     /// <summary>Text; <paramref name="anchor"/> is start, middle or end; <paramref name="rotate"/> turns it about (x, y).</summary>
     public void Text(double x, double y, string text, double size, string anchor = "middle", bool bold = false, double rotate = 0, string fill = Ink)
