@@ -1,7 +1,6 @@
 using System.Net;
 using System.Text;
 using Microsoft.DotNet.Interactive.Formatting;
-using Plotly.NET;
 using TorchSharp;
 
 namespace DualLora.Display;
@@ -9,8 +8,9 @@ namespace DualLora.Display;
 /// <summary>
 /// Registers how the library's values look in a notebook, through the .NET Interactive formatting API
 /// (the same API the VS Code kernel and the project's headless runner use): tensors as a small table
-/// with their shape and dtype, <see cref="PngImage"/> as image/png, Plotly.NET charts as offline HTML,
-/// <see cref="SourceListing"/> as code with its file and lines, <see cref="Table"/> as a flat table.
+/// with their shape and dtype, <see cref="PngImage"/> as image/png, <see cref="Figure"/>s (charts,
+/// heatmaps) as HTML around a static SVG, <see cref="SourceListing"/> as code with its file and lines,
+/// <see cref="Table"/> as a flat table.
 /// Call once at the top of a notebook.
 /// </summary>
 public static class Formatters
@@ -21,10 +21,9 @@ public static class Formatters
     static readonly object Gate = new();
     static bool registered;
 
-    /// <summary>Registers the formatters (once) and starts a new display session (see <see cref="PlotlyHtml"/>).</summary>
+    /// <summary>Registers the formatters (once).</summary>
     public static void Register()
     {
-        PlotlyHtml.StartSession();
         lock (Gate)
         {
             if (registered) return;
@@ -37,8 +36,8 @@ public static class Formatters
             Formatter.Register<PngImage>((image, writer) => writer.Write($"PNG image {image.Width}x{image.Height}"), "text/plain");
             Formatter.SetPreferredMimeTypesFor(typeof(PngImage), "image/png");
 
-            Formatter.Register<GenericChart>((chart, writer) => writer.Write(PlotlyHtml.Render(chart)), "text/html");
-            Formatter.Register<GenericChart>((_, writer) => writer.Write("Plotly chart (shown where JavaScript runs)"), "text/plain");
+            Formatter.Register<Figure>((figure, writer) => writer.Write(figure.ToHtml()), "text/html");
+            Formatter.Register<Figure>((figure, writer) => writer.Write(figure.ToString()), "text/plain");
             Formatter.Register<SourceListing>((listing, writer) => writer.Write(listing.ToHtml()), "text/html");
             Formatter.Register<SourceListing>((listing, writer) => writer.Write(listing.ToString()), "text/plain");
             Formatter.Register<Table>((table, writer) => writer.Write(table.ToHtml()), "text/html");

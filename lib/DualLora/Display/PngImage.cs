@@ -17,14 +17,12 @@ public sealed record PngImage(byte[] Bytes, int Width, int Height)
     }
 
     /// <summary>
-    /// Draws a 2-D tensor as a heatmap, each element a <paramref name="scale"/> x <paramref name="scale"/> block,
-    /// coloured on a viridis-like scale from dark purple (the smallest value, or <paramref name="low"/>)
-    /// to yellow (the largest, or <paramref name="high"/>).
+    /// The cells of a heatmap (values row by row), each a <paramref name="scale"/> x <paramref name="scale"/>
+    /// block coloured on viridis from dark purple (<paramref name="low"/>) to yellow (<paramref name="high"/>).
+    /// <see cref="HeatmapFigure"/> draws it with axes and a colour bar.
     /// </summary>
-    public static PngImage Heatmap(torch.Tensor values, int scale = 8, double? low = null, double? high = null)
+    internal static PngImage HeatmapPixels(int rows, int columns, IReadOnlyList<double> values, double low, double high, int scale)
     {
-        var (rows, columns, data) = Matrix(values, scale);
-        double from = low ?? data.Min(), to = high ?? data.Max();
         using var bitmap = new SKBitmap(columns * scale, rows * scale, SKColorType.Rgba8888, SKAlphaType.Opaque);
         using (var canvas = new SKCanvas(bitmap))
         using (var paint = new SKPaint())
@@ -32,11 +30,18 @@ public sealed record PngImage(byte[] Bytes, int Width, int Height)
             for (int r = 0; r < rows; r++)
                 for (int c = 0; c < columns; c++)
                 {
-                    double t = to > from ? Math.Clamp((data[r * columns + c] - from) / (to - from), 0, 1) : 0.5;
-                    paint.Color = Viridis(t);
+                    paint.Color = Viridis(high > low ? Math.Clamp((values[r * columns + c] - low) / (high - low), 0, 1) : 0.5);
                     canvas.DrawRect(c * scale, r * scale, scale, scale, paint);
                 }
         }
+        return FromBitmap(bitmap);
+    }
+
+    /// <summary>A colour bar's gradient: one pixel wide, <paramref name="steps"/> high, the top yellow (high), the bottom purple (low).</summary>
+    internal static PngImage ColourBarPixels(int steps = 256)
+    {
+        using var bitmap = new SKBitmap(1, steps, SKColorType.Rgba8888, SKAlphaType.Opaque);
+        for (int y = 0; y < steps; y++) bitmap.SetPixel(0, y, Viridis(1 - (y + 0.5) / steps));
         return FromBitmap(bitmap);
     }
 

@@ -17,16 +17,35 @@ public sealed record SourceListing(string File, int FirstLine, int LastLine, str
     public static SourceListing Member(string file, string member)
     {
         var lines = Read(file, out string relative);
-        var declaration = new Regex($@"^\s*(\[.*\]\s*)*((public|internal|private|protected|static|sealed|abstract|readonly|partial|override|virtual|unsafe|async|const|new)\s+)*[\w<>\[\]?,.() ]*\b{Regex.Escape(member)}\b\s*(<[^>]*>)?\s*(\(|\{{|=>|:|$|\s)");
-        // Statements that merely mention the member (a call, an assignment) are not its declaration.
-        var statement = new Regex(@"^\s*(//|if\b|else\b|return\b|var\b|foreach\b|for\b|while\b|using\b|throw\b|await\b|yield\b|case\b|lock\b)|=(?!>)|\bnew\b");
-        var name = new Regex($@"\b{Regex.Escape(member)}\b");
-        int start = Array.FindIndex(lines, l => declaration.IsMatch(l) && !statement.IsMatch(l[..name.Match(l).Index]));
+        int start = Array.FindIndex(lines, line => Declares(line, member));
         if (start < 0) throw new ArgumentException($"{relative}: no member named '{member}'.");
         int first = start;
         while (first > 0 && (lines[first - 1].TrimStart().StartsWith("///", StringComparison.Ordinal) || lines[first - 1].TrimStart().StartsWith('['))) first--;
         int last = EndOfBlock(lines, start);
         return new SourceListing(relative, first + 1, last + 1, Dedent(lines[first..(last + 1)]));
+    }
+
+    // Statements that merely mention the member (a call, an assignment) are not its declaration.
+    static readonly Regex Statement = new(@"^\s*(//|if\b|else\b|return\b|var\b|foreach\b|for\b|while\b|using\b|throw\b|await\b|yield\b|case\b|lock\b)|=(?!>)|\bnew\b");
+    static readonly Regex Attributes = new(@"^\s*(\[[^\]]*\]\s*)*");
+
+    /// <summary>
+    /// Whether <paramref name="line"/> declares <paramref name="member"/>: modifiers and a type (or a type
+    /// keyword) before the name, separated from it by a space, and a parameter list, body, arrow, base list
+    /// or end of line after it. A bare call (<c>Member();</c>), a member access (<c>x.Member()</c>) and a
+    /// statement that uses the member are not declarations; a constructor written without modifiers is one.
+    /// </summary>
+    internal static bool Declares(string line, string member)
+    {
+        var name = Regex.Match(line, $@"(?<![\w.]){Regex.Escape(member)}\b");
+        if (!name.Success) return false;
+        var declaration = new Regex($@"^\s*(\[.*\]\s*)*((public|internal|private|protected|static|sealed|abstract|readonly|partial|override|virtual|unsafe|async|const|new)\s+)*[\w<>\[\]?,.() ]*\b{Regex.Escape(member)}\b\s*(<[^>]*>)?\s*(\(|\{{|=>|:|$|\s)");
+        if (!declaration.IsMatch(line)) return false;
+        string before = Attributes.Replace(line[..name.Index], "", 1);
+        if (Statement.IsMatch(before)) return false;
+        if (before.Length > 0) return char.IsWhiteSpace(before[^1]);
+        string code = Regex.Replace(line, @"//.*$", "").TrimEnd();
+        return !code.EndsWith(',') && (!code.EndsWith(';') || code.Contains("=>"));
     }
 
     /// <summary>The lines between <c>#region name</c> and its <c>#endregion</c>.</summary>

@@ -30,6 +30,60 @@ public class SourceListingTests
     }
 
     [Fact]
+    public void A_bare_call_or_member_access_before_the_declaration_is_not_taken_for_it()
+    {
+        // The constructor calls ResetParameters(); the listing must be the method with Deformable DETR's initialisation.
+        var listing = SourceListing.Member("lib/DualLora/Vision/VisualCueEnhancement.cs", "ResetParameters");
+        Assert.StartsWith("/// <summary>", listing.Text);
+        Assert.Contains("void ResetParameters()", listing.Text);
+        Assert.Contains("sampling_offsets.bias!.copy_(ring.flatten());", listing.Text);
+
+        string file = Path.Combine(Path.GetTempPath(), $"source-listing-{Guid.NewGuid():N}.cs");
+        File.WriteAllLines(file,
+        [
+            "class Sample",
+            "{",
+            "    Sample()",
+            "    {",
+            "        Reset();",
+            "        this.Reset();",
+            "        int n = Count(1,",
+            "            Reset(),",
+            "            2);",
+            "    }",
+            "",
+            "    /// <summary>Puts everything back.</summary>",
+            "    [Obsolete]",
+            "    void Reset() => Count(0, 0, 0);",
+            "",
+            "    static int Count(int a, int b, int c) { return a + b + c; }",
+            "}",
+        ]);
+        try
+        {
+            var reset = SourceListing.Member(file, "Reset");
+            Assert.Equal((12, 14), (reset.FirstLine, reset.LastLine));
+            Assert.Equal("/// <summary>Puts everything back.</summary>\n[Obsolete]\nvoid Reset() => Count(0, 0, 0);", reset.Text);
+            var constructor = SourceListing.Member(file, "Sample");
+            Assert.Equal((1, 17), (constructor.FirstLine, constructor.LastLine));   // the class, declared first
+            Assert.Equal(16, SourceListing.Member(file, "Count").FirstLine);
+        }
+        finally { File.Delete(file); }
+    }
+
+    [Theory]
+    [InlineData("    Sample(int width)", true)]
+    [InlineData("    Sample(int width) : base(nameof(Sample))", true)]
+    [InlineData("    public (Tensor Skill, Tensor Task) Sample(Tensor x)", true)]
+    [InlineData("    Sample();", false)]
+    [InlineData("    x.Sample();", false)]
+    [InlineData("    await Sample();", false)]
+    [InlineData("    var y = Sample();", false)]
+    [InlineData("        Sample(a),", false)]
+    public void Declarations_are_told_from_uses(string line, bool declares) =>
+        Assert.Equal(declares, SourceListing.Declares(line, "Sample"));
+
+    [Fact]
     public void Unknown_members_and_files_are_clear_errors()
     {
         Assert.Contains("no member named 'Nope'", Assert.Throws<ArgumentException>(() => SourceListing.Member("lib/DualLora/Runtime/TorchRuntime.cs", "Nope")).Message);
