@@ -105,10 +105,16 @@ public static class TorchRuntime
         if (NativeLibrary.GetExport(guard, unwrapped) != NativeLibrary.GetExport(torchSharp, unwrapped))
             throw new InvalidOperationException(
                 $"{guardPath} does not forward to {native}: another {TorchSharpNative} was loaded into this process first.");
-        NativeLibrary.SetDllImportResolver(typeof(torch).Assembly,
-            (name, _, _) => name == "LibTorchSharp" ? guard : IntPtr.Zero);
+        guardHandle = guard;
+        NativeLibrary.SetDllImportResolver(typeof(torch).Assembly, ResolveTorchSharp);
         return guardPath;
     }
+
+    static IntPtr guardHandle;
+
+    /// <summary>TorchSharp's resolver: its native library is the guard (IntPtr.Zero: the runtime's usual search).</summary>
+    internal static IntPtr ResolveTorchSharp(string name, System.Reflection.Assembly assembly, DllImportSearchPath? searchPath) =>
+        name == "LibTorchSharp" ? guardHandle : IntPtr.Zero;
 
     /// <summary>The libLibTorchSharp.so the process would load: beside the app, or in the TorchSharp package.</summary>
     public static string? FindTorchSharpNative() =>
