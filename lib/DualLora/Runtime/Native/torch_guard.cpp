@@ -2,8 +2,8 @@
 //
 // Most of libLibTorchSharp's entry points catch LibTorch's C++ exceptions, keep the message for
 // THSTorch_get_and_reset_last_err and return null, which TorchSharp turns into an ExternalException.
-// The entry points below let the exception escape instead (matmul has no catch at all; the others
-// do part of their work outside the catch), so it unwinds into managed frames and std::terminate
+// The entry points below let the exception escape instead (some have no catch at all, others do
+// part of their work outside it), so it unwinds into managed frames and std::terminate
 // aborts the process. This library exports the same names; each calls the original inside
 // try/catch and, on failure, keeps the message and returns what TorchSharp reads as a failure
 // (null, or nothing for the void entry points after which TorchSharp always checks for errors).
