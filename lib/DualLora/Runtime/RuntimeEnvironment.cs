@@ -96,7 +96,7 @@ public sealed record RuntimeEnvironment(
         TorchRuntime.EnsureLoaded();
         if (Threads > 0) torch.set_num_threads(Threads);
         torch.manual_seed(Seed);
-        if (Backend == Backend.Cuda) torch.InitializeDeviceType(DeviceType.CUDA);
+        if (Backend == Backend.Cuda) RequireCuda();
         return Device switch
         {
             "auto" => torch.cuda.is_available() ? torch.CUDA : torch.CPU,
@@ -104,6 +104,29 @@ public sealed record RuntimeEnvironment(
             _ when torch.cuda.is_available() => torch.device(Device),
             _ => throw new InvalidOperationException($"{SourceFile}: device \"{Device}\" was asked for, but TorchSharp reports no CUDA device."),
         };
+    }
+
+    /// <summary>Initialises TorchSharp's CUDA backend, or says what to install when the CPU build of LibTorch is what loaded.</summary>
+    void RequireCuda()
+    {
+        bool available;
+        try
+        {
+            available = torch.TryInitializeDeviceType(DeviceType.CUDA);
+        }
+        catch (NotSupportedException)   // TorchSharp's own loader, where TorchRuntime leaves loading to it, when no CUDA package is restored
+        {
+            available = false;
+        }
+        if (available) return;
+        string? native = TorchRuntime.Loaded?.NativeLibrary;
+        bool cudaLibTorch = native != null && File.Exists(Path.Combine(Path.GetDirectoryName(native)!, "libtorch_cuda.so"));
+        throw new InvalidDataException(cudaLibTorch
+            ? $"{SourceFile}: key 'backend' is \"cuda\", and the CUDA build of LibTorch is installed, but TorchSharp reports no usable CUDA device. " +
+              "Check the NVIDIA driver (nvidia-smi), or set \"backend\": \"cpu\"."
+            : $"{SourceFile}: key 'backend' is \"cuda\", but only the CPU build of LibTorch is installed. " +
+              "Install TorchSharp's CUDA packages: reference TorchSharp-cuda-linux (which brings the CUDA LibTorch packages, libtorch-cuda-12.8-linux-x64) " +
+              "in place of TorchSharp-cpu (in a notebook: #r \"nuget: TorchSharp-cuda-linux, 0.107.0\"), or set \"backend\": \"cpu\".");
     }
 
     static bool IsDeviceName(string device) =>

@@ -8,23 +8,34 @@ namespace DualLora.Runtime;
 /// <summary>How TorchSharp's native library was made loadable on this machine.</summary>
 /// <param name="NativeLibrary">The libLibTorchSharp that TorchSharp now calls into.</param>
 /// <param name="Patched">True when that is a private copy with GLIBCXX_3.4.32 marked weak.</param>
+/// <param name="Guard">The LibTorch error guard TorchSharp's calls go through, or null where none is needed.</param>
 /// <param name="Reason">One sentence a person can read in an environment report.</param>
-public sealed record TorchNativeLoad(string? NativeLibrary, bool Patched, string Reason);
+public sealed record TorchNativeLoad(string? NativeLibrary, bool Patched, string? Guard, string Reason);
 
 /// <summary>
-/// Makes TorchSharp 0.107.0 load on systems whose libstdc++ is older than GCC 13 (Debian 12, Ubuntu 22.04).
-/// Its libLibTorchSharp.so declares a need for GLIBCXX_3.4.32, whose only symbol
-/// (<c>_ZSt21ios_base_library_initv</c>) GCC 13 headers reference but nothing calls; the loader refuses
-/// the library unless that need is marked weak. Where the system libstdc++ lacks the version, this
-/// prepares a private copy with the need marked weak (two bytes), links LibTorch's libraries beside it
-/// (its RUNPATH is $ORIGIN), loads it, and points TorchSharp's P/Invokes at it. Nothing is changed where
-/// the system does not need it, and the package cache is never altered.
+/// Loads TorchSharp 0.107.0's native library on Linux so that it works and fails as a .NET library should.
+/// <para>
+/// Loading: its libLibTorchSharp.so declares a need for GLIBCXX_3.4.32, whose only symbol
+/// (<c>_ZSt21ios_base_library_initv</c>) GCC 13 headers reference but nothing calls; on systems whose
+/// libstdc++ is older (Debian 12, Ubuntu 22.04) the loader refuses the library unless that need is marked
+/// weak. Where the system lacks the version, this prepares a private copy with the need marked weak (two
+/// bytes) and links LibTorch's libraries beside it (its RUNPATH is $ORIGIN). The package cache is never altered.
+/// </para>
+/// <para>
+/// Errors: a few of its entry points (matmul among them) let LibTorch's C++ exceptions escape into
+/// managed code, which aborts the process. The guard library built from Runtime/Native/torch_guard.cpp
+/// wraps them; this loads libLibTorchSharp.so, then the guard (whose dependency is that loaded copy), and
+/// points TorchSharp's P/Invokes at the guard. On Windows such exceptions already surface as
+/// SEHException, and macOS is left as TorchSharp loads it.
+/// </para>
 /// Call <see cref="EnsureLoaded"/> before the first use of <c>torch</c>; it is cheap after the first call.
 /// </summary>
 public static class TorchRuntime
 {
     const string TorchSharpNative = "libLibTorchSharp.so";
     const string LibStdCxx = "libstdc++.so.6";
+    /// <summary>The guard library, built with DualLora.dll and copied beside it.</summary>
+    public const string GuardLibrary = "libduallora_torch_guard.so";
     /// <summary>The one version need that is known to be safe to weaken (see the class comment).</summary>
     public const string UnusedLibStdCxxVersion = "GLIBCXX_3.4.32";
 
@@ -45,7 +56,7 @@ public static class TorchRuntime
     static TorchNativeLoad Load()
     {
         if (!OperatingSystem.IsLinux() || RuntimeInformation.ProcessArchitecture != Architecture.X64)
-            return new TorchNativeLoad(null, false, "not Linux x64: TorchSharp loads its native library itself");
+            return new TorchNativeLoad(null, false, null, "not Linux x64: TorchSharp loads its native library itself");
 
         string original = FindTorchSharpNative()
             ?? throw new FileNotFoundException(
@@ -53,24 +64,57 @@ public static class TorchRuntime
                 "Reference the TorchSharp-cpu package (in a notebook: #r \"nuget: TorchSharp-cpu, 0.107.0\").");
 
         var missing = MissingLibStdCxxVersions(original);
-        if (missing.Count == 0)
-            return new TorchNativeLoad(original, false, $"the system {LibStdCxx} provides every version TorchSharp needs");
         if (missing.Any(v => v != UnusedLibStdCxxVersion))
             throw new PlatformNotSupportedException(
                 $"{original} needs {string.Join(", ", missing)} from {LibStdCxx}, which this system lacks. " +
                 $"Only {UnusedLibStdCxxVersion} is known to be unused and safe to weaken; install a newer libstdc++ (GCC 13 or later).");
+        bool patch = missing.Count > 0;
 
         string libTorchFolder = FindLibTorchFolder(original)
             ?? throw new FileNotFoundException(
                 $"LibTorch's libtorch_cpu.so was not found beside {original} or in a libtorch-cpu-linux-x64 package. " +
                 "Reference the TorchSharp-cpu package (in a notebook: #r \"nuget: TorchSharp-cpu, 0.107.0\").");
-        string patched = PreparePatchedCopy(original, libTorchFolder);
-        IntPtr handle = NativeLibrary.Load(patched);
-        NativeLibrary.SetDllImportResolver(typeof(torch).Assembly,
-            (name, _, _) => name == "LibTorchSharp" ? handle : IntPtr.Zero);
-        return new TorchNativeLoad(patched, true,
-            $"the system {LibStdCxx} lacks {UnusedLibStdCxxVersion}: loaded a copy with that need marked weak");
+        // A build output holds LibTorch beside the original; a notebook's package cache does not, so the
+        // library is loaded from a private folder that links LibTorch beside it.
+        string native = !patch && libTorchFolder == Path.GetDirectoryName(original)
+            ? original
+            : PrepareNativeFolder(original, libTorchFolder, patch);
+        string guard = LoadThroughGuard(native);
+        string loading = patch
+            ? $"the system {LibStdCxx} lacks {UnusedLibStdCxxVersion}: loaded a copy with that need marked weak"
+            : $"the system {LibStdCxx} provides every version TorchSharp needs";
+        return new TorchNativeLoad(native, patch, guard, $"{loading}; LibTorch errors become exceptions through {GuardLibrary}");
     }
+
+    /// <summary>
+    /// Loads <paramref name="native"/>, then the guard beside DualLora.dll, and resolves TorchSharp's
+    /// P/Invokes through the guard's handle: a lookup there finds the guard's wrappers first and every
+    /// other entry point in its dependency, which the loader matches (by soname) to the copy just loaded.
+    /// </summary>
+    static string LoadThroughGuard(string native)
+    {
+        IntPtr torchSharp = NativeLibrary.Load(native);
+        string folder = Path.GetDirectoryName(typeof(TorchRuntime).Assembly.Location) is { Length: > 0 } f ? f : AppContext.BaseDirectory;
+        string guardPath = Path.Combine(folder, GuardLibrary);
+        if (!File.Exists(guardPath))
+            throw new FileNotFoundException(
+                $"{guardPath} is missing. It is built with DualLora.dll on Linux from Runtime/Native/torch_guard.cpp " +
+                "(g++ is needed) and keeps LibTorch errors from aborting the process; rebuild the library: dotnet build -c Release.", guardPath);
+        IntPtr guard = NativeLibrary.Load(guardPath);
+        const string unwrapped = "THSTensor_add";
+        if (NativeLibrary.GetExport(guard, unwrapped) != NativeLibrary.GetExport(torchSharp, unwrapped))
+            throw new InvalidOperationException(
+                $"{guardPath} does not forward to {native}: another {TorchSharpNative} was loaded into this process first.");
+        guardHandle = guard;
+        NativeLibrary.SetDllImportResolver(typeof(torch).Assembly, ResolveTorchSharp);
+        return guardPath;
+    }
+
+    static IntPtr guardHandle;
+
+    /// <summary>TorchSharp's resolver: its native library is the guard (IntPtr.Zero: the runtime's usual search).</summary>
+    internal static IntPtr ResolveTorchSharp(string name, System.Reflection.Assembly assembly, DllImportSearchPath? searchPath) =>
+        name == "LibTorchSharp" ? guardHandle : IntPtr.Zero;
 
     /// <summary>The libLibTorchSharp.so the process would load: beside the app, or in the TorchSharp package.</summary>
     public static string? FindTorchSharpNative() =>
@@ -130,14 +174,15 @@ public static class TorchRuntime
     }
 
     /// <summary>
-    /// A private folder holding the patched copy and links to every LibTorch library. Keyed by the
-    /// original's content and the LibTorch folder, so a new TorchSharp version or another build output
+    /// A private folder holding a copy of <paramref name="original"/> (with the unused version need marked
+    /// weak when <paramref name="patch"/>) and links to every LibTorch library. Keyed by the original's
+    /// content, the LibTorch folder and the patch, so a new TorchSharp version or another build output
     /// gets its own folder; safe when several processes prepare it at once (each file appears by an
     /// atomic rename).
     /// </summary>
-    static string PreparePatchedCopy(string original, string libTorchFolder)
+    static string PrepareNativeFolder(string original, string libTorchFolder, bool patch)
     {
-        byte[] identity = [.. File.ReadAllBytes(original), .. System.Text.Encoding.UTF8.GetBytes(libTorchFolder)];
+        byte[] identity = [.. File.ReadAllBytes(original), .. System.Text.Encoding.UTF8.GetBytes(libTorchFolder), (byte)(patch ? 1 : 0)];
         string key = Convert.ToHexString(SHA256.HashData(identity))[..16].ToLowerInvariant();
         string folder = Path.Combine(NativeCacheRoot(), $"libtorchsharp-{key}");
         Directory.CreateDirectory(folder);
@@ -153,24 +198,24 @@ public static class TorchRuntime
             File.Move(temporary, link, overwrite: true);
         }
 
-        string patched = Path.Combine(folder, TorchSharpNative);
-        bool ready = File.Exists(patched) && ElfSymbolVersions.ReadNeededVersions(patched)
-            .Any(v => v.File == LibStdCxx && v.Name == UnusedLibStdCxxVersion && v.IsWeak);
+        string copy = Path.Combine(folder, TorchSharpNative);
+        bool ready = File.Exists(copy) && (!patch || ElfSymbolVersions.ReadNeededVersions(copy)
+            .Any(v => v.File == LibStdCxx && v.Name == UnusedLibStdCxxVersion && v.IsWeak));
         if (!ready)
         {
-            string staging = patched + $".{Environment.ProcessId}.{Guid.NewGuid():N}.tmp";
+            string staging = copy + $".{Environment.ProcessId}.{Guid.NewGuid():N}.tmp";
             File.Copy(original, staging);
             try
             {
-                ElfSymbolVersions.MarkNeededVersionWeak(staging, LibStdCxx, UnusedLibStdCxxVersion);
-                File.Move(staging, patched, overwrite: true);
+                if (patch) ElfSymbolVersions.MarkNeededVersionWeak(staging, LibStdCxx, UnusedLibStdCxxVersion);
+                File.Move(staging, copy, overwrite: true);
             }
             finally
             {
                 File.Delete(staging);
             }
         }
-        return patched;
+        return copy;
     }
 
     /// <summary>DUALLORA_NATIVE_CACHE if set, else $XDG_CACHE_HOME/duallora-notebooks, else ~/.cache/duallora-notebooks.</summary>

@@ -77,6 +77,32 @@ public class RuntimeEnvironmentTests
     }
 
     [Fact]
+    public void The_cuda_backend_without_CUDA_packages_is_an_error_that_says_what_to_install()
+    {
+        if (TorchSharp.torch.cuda.is_available()) return;
+        using var temp = new TempFolder();
+        string path = Write(temp, Valid.Replace("\"backend\": \"cpu\"", "\"backend\": \"cuda\""));
+        var error = Assert.Throws<InvalidDataException>(() => RuntimeEnvironment.Load(path).Apply());
+        Assert.Contains(path, error.Message);
+        Assert.Contains("'backend'", error.Message);
+        Assert.Contains("TorchSharp-cuda-linux", error.Message);
+
+        // The command line reports it as bad input instead of dying on it.
+        string current = Directory.GetCurrentDirectory();
+        var errors = new StringWriter();
+        try
+        {
+            Directory.SetCurrentDirectory(temp.Path);
+            Assert.Equal(2, DualLora.Cli.Commands.Run(["env"], TextWriter.Null, errors));
+        }
+        finally
+        {
+            Directory.SetCurrentDirectory(current);
+        }
+        Assert.Contains("TorchSharp-cuda-linux", errors.ToString());
+    }
+
+    [Fact]
     public void The_profile_variable_overrides_the_file_and_is_checked()
     {
         using var temp = new TempFolder();
