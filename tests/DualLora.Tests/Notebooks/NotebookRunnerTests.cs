@@ -126,6 +126,21 @@ public class NotebookRunnerTests
     }
 
     [Fact]
+    public void A_shape_mistake_in_a_cell_is_reported_as_that_cells_error_and_the_run_stops_cleanly()
+    {
+        using var temp = new TempFolder();
+        string path = WriteNotebook(temp,
+            ("code", $"#r \"nuget: TorchSharp-cpu, 0.107.0\"\n{LibraryReference}"),
+            ("code", "using static TorchSharp.torch;\nDualLora.Runtime.TorchRuntime.EnsureLoaded();\nvar a = randn(4, 4);\nvar product = a.matmul(randn(3, 3));"),
+            ("code", "int after = 1;"));
+        var error = Assert.Throws<NotebookCellException>(() => Runner().Run(path, Path.Combine(temp.Path, "out")));
+        Assert.Equal(2, error.Cell);
+        Assert.Equal(4, error.Line);
+        Assert.Contains("mat1 and mat2 shapes cannot be multiplied", error.Message);
+        Assert.False(Directory.Exists(Path.Combine(temp.Path, "out")));
+    }
+
+    [Fact]
     public void A_compile_error_reports_its_line()
     {
         using var temp = new TempFolder();
