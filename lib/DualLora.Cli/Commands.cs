@@ -6,7 +6,7 @@ namespace DualLora.Cli;
 /// <summary>The command line: one entry for every job the project does.</summary>
 public static class Commands
 {
-    const string Usage = """
+    const string Usage = $"""
         usage: DualLora.Cli <command> [options]
 
         commands:
@@ -25,6 +25,7 @@ public static class Commands
           bench adapters [--tokens N] [--repeats N]
               Time each adapter (forward, and forward + backward) and its peak memory, side by side, as ratios
               to LoRA: one layer at d = 4096, r = 32, and a q/v-adapted stack. Prints a table.
+        {SiteCommands.Usage}
 
         exit codes: 0 success, 1 a notebook or command failed, 2 bad usage or input.
         """;
@@ -41,6 +42,7 @@ public static class Commands
                 ["bench", "adapter-peak", var setting, var method, var tokens] => PrintPeak(setting, method, tokens, output),
                 ["bench", "model", .. var rest] => BenchModel(Options.Parse(rest, ["--steps", "--batch", "--text"], []), output),
                 ["bench", "adapters", .. var rest] => BenchAdapters(Options.Parse(rest, ["--tokens", "--repeats"], []), output),
+                ["site", .. var rest] => SiteCommands.Run(rest, output, error),
                 ["help" or "--help" or "-h"] => Help(output),
                 _ => throw new UsageException(args.Length == 0 ? "no command given." : $"unknown command '{string.Join(" ", args)}'."),
             };
