@@ -16,12 +16,24 @@ static class SiteCommands
               (default: DIR-screenshots beside the site). Exit code 1 if anything is wrong.
         """;
 
-    public static int Run(string[] args, TextWriter output, TextWriter error) => args switch
+    public static int Run(string[] args, TextWriter output, TextWriter error)
     {
-        ["build", .. var rest] => Build(Options.Parse(rest, ["--out"], []), output),
-        ["check", .. var rest] => Check(Options.Parse(rest, ["--screenshots"], []), output, error),
-        _ => throw new UsageException($"unknown site command '{string.Join(" ", args)}'; use site build or site check."),
-    };
+        try
+        {
+            return args switch
+            {
+                ["build", .. var rest] => Build(Options.Parse(rest, ["--out"], []), output),
+                ["check", .. var rest] => Check(Options.Parse(rest, ["--screenshots"], []), output, error),
+                _ => throw new UsageException($"unknown site command '{string.Join(" ", args)}'; use site build or site check."),
+            };
+        }
+        catch (IOException e)
+        {
+            // A missing install, site folder or notebook, or an output folder that is not a site.
+            error.WriteLine($"error: {e.Message}");
+            return 2;
+        }
+    }
 
     static int Build(Options options, TextWriter output)
     {

@@ -36,7 +36,8 @@ sealed partial class Chapter
         var body = new StringBuilder();
         foreach (var cell in notebook.Cells) body.Append(renderer.Cell(cell));
 
-        string intro = notebook.Cells.FirstOrDefault(c => c.Kind == "markdown")?.Source ?? "";
+        var introCell = notebook.Cells.FirstOrDefault(c => c.Kind == "markdown");
+        string intro = introCell?.Source ?? "";
         var paragraphs = BlankLine().Split(intro.Trim()).Select(p => p.Trim()).Where(p => p.Length > 0).ToList();
         string title = paragraphs.FirstOrDefault(p => p.StartsWith("# ", StringComparison.Ordinal))?[2..].Trim() ?? name;
         // The notebooks state their question in a paragraph that opens with "**Question.**".
@@ -46,8 +47,8 @@ sealed partial class Chapter
         {
             Name = name,
             Title = title,
-            TitleHtml = renderer.Markdown(0, title, inline: true),
-            QuestionHtml = renderer.Markdown(0, question, inline: false),
+            TitleHtml = renderer.Markdown(introCell?.Number ?? 0, title, inline: true),
+            QuestionHtml = renderer.Markdown(introCell?.Number ?? 0, question, inline: false),
             BodyHtml = body.ToString(),
             KeyFigure = renderer.KeyFigure,
             HasCharts = renderer.HasCharts,

@@ -24,8 +24,6 @@ public static partial class SiteChecker
 {
     public static readonly TimeSpan DefaultPageTimeout = TimeSpan.FromSeconds(30);
     const int ViewportWidth = 1200, ViewportHeight = 900;
-    // Chromium cannot capture taller pictures in one piece; longer pages are shot down to this height.
-    const int MaxScreenshotHeight = 16000;
 
     // Resolves when the page is complete: web fonts loaded, the site script done (KaTeX and charts),
     // timers set at load (charts that wait for plotly.js) fired, and two frames painted.
@@ -123,11 +121,12 @@ public static partial class SiteChecker
 
         using var cancellation = new CancellationTokenSource(timeout);
         var token = cancellation.Token;
-        string targetId = (await devTools.SendAsync("Target.createTarget", new { url = "about:blank" }, cancellation: token))["targetId"]!.GetValue<string>();
+        string? targetId = null;
         devTools.EventReceived += OnEvent;
         JsonObject? inspection = null;
         try
         {
+            targetId = (await devTools.SendAsync("Target.createTarget", new { url = "about:blank" }, cancellation: token))["targetId"]!.GetValue<string>();
             var attached = await devTools.SendAsync("Target.attachToTarget", new { targetId, flatten = true }, cancellation: token);
             Volatile.Write(ref sessionId, attached["sessionId"]!.GetValue<string>());
             foreach (string domain in (string[])["Page", "Runtime", "Log"])
@@ -156,8 +155,11 @@ public static partial class SiteChecker
         finally
         {
             devTools.EventReceived -= OnEvent;
-            using var closing = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-            await devTools.SendAsync("Target.closeTarget", new { targetId }, cancellation: closing.Token);
+            if (targetId is not null)
+            {
+                using var closing = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+                await devTools.SendAsync("Target.closeTarget", new { targetId }, cancellation: closing.Token);
+            }
         }
         faults.InsertRange(0, browserFaults);
         return (faults, inspection);
@@ -187,7 +189,7 @@ public static partial class SiteChecker
         var metrics = await devTools.SendAsync("Page.getLayoutMetrics", sessionId: sessionId, cancellation: token);
         var size = metrics["cssContentSize"]!;
         double width = Math.Max(ViewportWidth, Math.Ceiling(size["width"]!.GetValue<double>()));
-        double height = Math.Min(MaxScreenshotHeight, Math.Ceiling(size["height"]!.GetValue<double>()));
+        double height = Math.Ceiling(size["height"]!.GetValue<double>());
         var shot = await devTools.SendAsync("Page.captureScreenshot", new
         {
             format = "png",
