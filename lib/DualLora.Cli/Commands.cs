@@ -31,6 +31,15 @@ public static class Commands
             Time each adapter (forward, and forward + backward) and its peak memory, side by side, as ratios
             to LoRA: one layer at d = 4096, r = 32, and a q/v-adapted stack. Prints a table.
             """),
+        new("site build", "[--out DIR]", """
+            Build the documentation site from the executed notebooks under notebooks/ into DIR (default out/site):
+            index.html, one page per notebook, figures/ and assets/ (KaTeX and plotly.js from `npm ci --prefix site`).
+            """),
+        new("site check", "DIR [--screenshots DIR]", """
+            Open every page of the site in headless chromium; report console errors, equations KaTeX could not
+            render, undrawn charts, images that did not load and broken links; save a screenshot of each page
+            (default: DIR-screenshots beside the site). Exit code 1 if anything is wrong.
+            """),
     ];
 
     const string Header = "usage: DualLora.Cli <command> [options]   (DualLora.Cli <command> --help for one command)";
@@ -71,6 +80,7 @@ public static class Commands
                 ["bench", "adapter-peak", var setting, var method, var tokens] => PrintPeak(setting, method, tokens, output),
                 ["bench", "model", .. var rest] => BenchModel(Options.Parse(rest, ["--steps", "--batch", "--text"], []), output),
                 ["bench", "adapters", .. var rest] => BenchAdapters(Options.Parse(rest, ["--tokens", "--repeats"], []), output),
+                ["site", .. var rest] => SiteCommands.Run(rest, output, error),
                 _ => throw new UsageException(args.Length == 0 ? "no command given." : $"unknown command '{string.Join(" ", args)}'."),
             };
         }
@@ -155,8 +165,11 @@ public static class Commands
         var runner = new NotebookRunner(output);
         string? notebookOutput = options.Flag("--in-place") ? null : Path.Combine(outFolder, "notebooks");
         var runs = files.Select(f => runner.Run(f, notebookOutput, profile)).ToList();
+        string site = Path.Combine(outFolder, "site");
+        Site.SiteBuilder.Build(runs.Select(r => r.WrittenTo).ToList(), site);
         PrintSummary(runs, output);
         output.WriteLine($"executed notebooks: {notebookOutput ?? notebooks}");
+        output.WriteLine($"documentation site: {Path.Combine(site, "index.html")}");
         return 0;
     }
 

@@ -254,12 +254,14 @@ public class NotebookRunnerTests
             Directory.SetCurrentDirectory(previous);
         }
         Assert.Contains("profile smoke", output.ToString());
+        Assert.True(File.Exists(Path.Combine(temp.Path, "site", "index.html")));
         foreach (string notebook in notebooks)
         {
             string name = Path.GetFileName(notebook);
             var executed = JsonNode.Parse(File.ReadAllText(Path.Combine(temp.Path, "notebooks", name)))!;
             var codeCells = executed["cells"]!.AsArray().Where(c => c!["cell_type"]!.GetValue<string>() == "code").ToList();
             Assert.Equal(Enumerable.Range(1, codeCells.Count), codeCells.Select(c => c!["execution_count"]!.GetValue<int>()));
+            Assert.True(File.Exists(Path.Combine(temp.Path, "site", Path.ChangeExtension(name, ".html"))), name);
         }
     }
 }
