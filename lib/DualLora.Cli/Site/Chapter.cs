@@ -62,11 +62,6 @@ sealed partial class Chapter
     [GeneratedRegex(@"<figure\b[^>]*\bclass=""[^""]*\bduallora-chart\b[^""]*""[^>]*>.*?(<svg\b.*?</svg>)", RegexOptions.Singleline)]
     private static partial Regex ChartWithStaticSvg();
 
-    // Plotly.NET's charts of the committed notebooks carry all of plotly.js in the first chart's output;
-    // the site loads its own copy once, and those charts wait for window.Plotly before drawing.
-    [GeneratedRegex(@"<script\b[^>]*>\s*/\*\*\s*\*\s*plotly\.js v.*?</script>", RegexOptions.Singleline)]
-    private static partial Regex EmbeddedPlotlyJs();
-
     sealed class CellRenderer(string notebookPath, string name)
     {
         public List<SiteFile> Files { get; } = [];
@@ -138,8 +133,8 @@ sealed partial class Chapter
             }
             if (data["text/html"] is { } htmlNode)
             {
-                string html = EmbeddedPlotlyJs().Replace(Text(htmlNode), "");
-                HasCharts |= html.Contains("duallora-chart", StringComparison.Ordinal) || html.Contains("Plotly.newPlot", StringComparison.Ordinal);
+                string html = Text(htmlNode);
+                HasCharts |= html.Contains("duallora-chart", StringComparison.Ordinal);
                 if (KeyFigure is null && ChartWithStaticSvg().Match(html) is { Success: true } chart)
                 {
                     string file = $"figures/{name}-{cellNumber}-{outputNumber}.svg";

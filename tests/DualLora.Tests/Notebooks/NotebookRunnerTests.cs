@@ -233,6 +233,18 @@ public class NotebookRunnerTests
     }
 
     [Fact]
+    public void The_committed_notebooks_are_small_and_carry_no_plotly_js()
+    {
+        // Charts are static SVG plus their data; plotly.js comes from the site, never from a notebook.
+        string root = Path.GetDirectoryName(RuntimeEnvironment.Find(AppContext.BaseDirectory).SourceFile)!;
+        foreach (string notebook in Directory.GetFiles(Path.Combine(root, "notebooks"), "*.ipynb"))
+        {
+            Assert.True(new FileInfo(notebook).Length < 1_500_000, $"{Path.GetFileName(notebook)} is {new FileInfo(notebook).Length:N0} bytes");
+            Assert.DoesNotContain("plotly.js v", File.ReadAllText(notebook));
+        }
+    }
+
+    [Fact]
     public void Every_notebook_of_the_project_runs_with_the_smoke_profile()
     {
         using var temp = new TempFolder();
