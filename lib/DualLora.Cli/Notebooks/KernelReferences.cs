@@ -12,10 +12,16 @@ namespace DualLora.Cli.Notebooks;
 /// CLI they also hold the library's dependencies (TorchSharp, SkiaSharp, ...), so a notebook missing a
 /// <c>#r "nuget: ..."</c> line would run here and fail in VS Code. This resolver refuses exactly those.
 /// </summary>
-sealed class KernelReferences(MetadataReferenceResolver inner, ImmutableHashSet<string> refused) : MetadataReferenceResolver
+sealed class KernelReferences : MetadataReferenceResolver
 {
-    MetadataReferenceResolver Inner => inner;
-    ImmutableHashSet<string> Refused => refused;
+    readonly MetadataReferenceResolver inner;
+    readonly ImmutableHashSet<string> refused;
+
+    KernelReferences(MetadataReferenceResolver inner, ImmutableHashSet<string> refused)
+    {
+        this.inner = inner;
+        this.refused = refused;
+    }
 
     /// <summary>The assembly names of the library's package closure that the kernel's closure does not contain.</summary>
     public static ImmutableHashSet<string> LibraryOnlyAssemblies()
@@ -54,7 +60,7 @@ sealed class KernelReferences(MetadataReferenceResolver inner, ImmutableHashSet<
     public override ImmutableArray<PortableExecutableReference> ResolveReference(string reference, string? baseFilePath, MetadataReferenceProperties properties) =>
         inner.ResolveReference(reference, baseFilePath, properties);
 
-    public override bool Equals(object? other) => other is KernelReferences o && o.Inner.Equals(inner) && o.Refused.SetEquals(refused);
+    public override bool Equals(object? other) => other is KernelReferences o && o.inner.Equals(inner) && o.refused.SetEquals(refused);
     public override int GetHashCode() => inner.GetHashCode();
 
     /// <summary>Script options that resolve from <paramref name="workingDirectory"/> as the kernel does, with the library's packages refused.</summary>
