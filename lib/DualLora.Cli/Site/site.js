@@ -51,4 +51,19 @@ async function drawChart(figure) {
     throw error;
   }
   if (staticChart) staticChart.style.display = 'none';
+  const fit = () => fitToColumn(figure, plot, spec.layout?.width, spec.layout?.height);
+  fit();
+  window.addEventListener('resize', fit);
+}
+
+// A chart keeps the pixel size it was laid out for (a wide heatmap figure can be 960 px), which may be
+// more than the column holds. The static SVG shrinks with the page; the interactive chart is scaled
+// down the same way, by a CSS transform (plotly maps the pointer through it), never up.
+function fitToColumn(figure, plot, width, height) {
+  if (!width || !height) return;   // a chart without a fixed size takes the column's width itself
+  const scale = Math.min(1, figure.clientWidth / width);
+  plot.style.transformOrigin = '0 0';
+  plot.style.transform = scale < 1 ? `scale(${scale})` : '';
+  // A transform leaves the layout box as it was: give back the height the shrunk chart no longer uses.
+  plot.style.marginBottom = scale < 1 ? `${-(1 - scale) * height}px` : '';
 }

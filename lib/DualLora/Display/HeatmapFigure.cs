@@ -53,7 +53,17 @@ public sealed record HeatmapFigure : Figure
     /// <summary>Panels wrap to a new row beyond this width, in pixels.</summary>
     public const double MaxWidth = 960;
 
+    /// <summary>
+    /// Height of the strip the plotly figure keeps free above the panels for plotly's mode bar (the
+    /// zoom and download buttons at the top right). plotly shows the bar only while the pointer is over
+    /// the chart, but always on a device that cannot hover (a phone, a tablet, a headless browser), and
+    /// there it would cover the titles of the top row.
+    /// </summary>
+    public const double ModeBarRoom = 24;
+
     const double TitleSize = 14, LabelSize = 13, TickSize = 12, BarWidth = 14, MinBarHeight = 120, Gap = 24;
+    // Above a panel: its title; below: its column indices and the column title; between two rows of panels: RowGap more.
+    const double Above = 28, Below = 44, RowGap = 16;
 
     public IReadOnlyList<HeatmapPanel> Panels { get; }
     public string RowTitle { get; }
@@ -97,6 +107,41 @@ public sealed record HeatmapFigure : Figure
 
     sealed record Layout(Box[] Images, Box[] Bars, double Width, double Height);
 
+    /// <summary>
+    /// A title of the figure (a panel's, an axis's, a colour bar's), placed as SVG places text: centred on
+    /// (<paramref name="X"/>, <paramref name="Y"/>) along its line, with its baseline through that point;
+    /// <paramref name="Rotate"/> turns it clockwise about it (-90 reads upwards, 90 downwards). The SVG and
+    /// the plotly figure both draw these, so the two show the titles in the same places.
+    /// </summary>
+    readonly record struct Heading(double X, double Y, string Text, double Size, bool Bold = false, double Rotate = 0)
+    {
+        // The middle of the glyphs: a third of the font size or so from the baseline, towards the tops of the letters.
+        public (double X, double Y) Centre => Rotate switch
+        {
+            90 => (X + 0.35 * Size, Y),
+            -90 => (X - 0.35 * Size, Y),
+            _ => (X, Y - 0.35 * Size),
+        };
+    }
+
+    IEnumerable<Heading> Headings(Layout layout)
+    {
+        for (int p = 0; p < Panels.Count; p++)
+        {
+            var (panel, image) = (Panels[p], layout.Images[p]);
+            yield return new Heading(image.X + image.Width / 2, image.Y - 10, panel.Title, TitleSize, Bold: true);
+            var rowLabels = IndexTicks(panel.Rows).Values.Select(v => Ticks.Label(v, 1));
+            yield return new Heading(image.X - 6 - LabelsWidth(rowLabels) - 8 - LabelSize / 2 + 4, image.Y + image.Height / 2, RowTitle, LabelSize, Rotate: -90);
+            yield return new Heading(image.X + image.Width / 2, image.Bottom + 36, ColumnTitle, LabelSize);
+            if (Scale == ColourScale.PerPanel || p == 0)
+            {
+                var bar = layout.Bars[p];
+                // Turned clockwise, the title's letters reach from its baseline about 3/4 of the font size to the right, their descenders 1/4 to the left.
+                yield return new Heading(bar.Right + 6 + BarLabelsWidth(p) + BarTitleGap + LabelSize / 4, bar.Y + bar.Height / 2, ValueTitle, LabelSize, Rotate: 90);
+            }
+        }
+    }
+
     static (IReadOnlyList<double> Values, double Step) IndexTicks(int count)
     {
         var (_, step) = Ticks.Covering(0, Math.Max(1, count - 1));
@@ -113,8 +158,10 @@ public sealed record HeatmapFigure : Figure
         return LabelsWidth(values.Select(v => Ticks.Label(v, step)));
     }
 
-    // A colour bar with its tick labels and title, right of what it serves.
-    double BarSlot(int panel) => 12 + BarWidth + 6 + BarLabelsWidth(panel) + 8 + LabelSize;
+    // A colour bar with its tick labels and title, right of what it serves. The labels' widths are
+    // estimated on the generous side, so the title keeps at least BarTitleGap from them.
+    const double BarTitleGap = 6;
+    double BarSlot(int panel) => 12 + BarWidth + 6 + BarLabelsWidth(panel) + BarTitleGap + LabelSize;
 
     Layout Arrange()
     {
@@ -128,11 +175,11 @@ public sealed record HeatmapFigure : Figure
             double w = panel.Columns * CellSize, h = panel.Rows * CellSize;
             double left = 8 + LabelSize + 8 + LabelsWidth(IndexTicks(panel.Rows).Values.Select(v => Ticks.Label(v, 1))) + 6;
             double slotWidth = left + Math.Max(w, SvgCanvas.TextWidth(panel.Title, TitleSize)) + (Scale == ColourScale.PerPanel ? BarSlot(p) : 0) + Gap;
-            double slotHeight = 28 + Math.Max(h, Scale == ColourScale.PerPanel ? MinBarHeight : 0) + 44;
-            if (x > 0 && (x + slotWidth > MaxWidth || inRow == PanelsPerRow)) { x = 0; y += rowHeight; rowHeight = 0; inRow = 0; }
+            double slotHeight = Above + Math.Max(h, Scale == ColourScale.PerPanel ? MinBarHeight : 0) + Below;
+            if (x > 0 && (x + slotWidth > MaxWidth || inRow == PanelsPerRow)) { x = 0; y += rowHeight + RowGap; rowHeight = 0; inRow = 0; }
             inRow++;
-            images[p] = new Box(x + left, y + 28, w, h);
-            bars[p] = new Box(x + left + w + 12, y + 28, BarWidth, Math.Max(h, MinBarHeight));
+            images[p] = new Box(x + left, y + Above, w, h);
+            bars[p] = new Box(x + left + w + 12, y + Above, BarWidth, Math.Max(h, MinBarHeight));
             x += slotWidth;
             rowHeight = Math.Max(rowHeight, slotHeight);
             width = Math.Max(width, x);
@@ -144,7 +191,7 @@ public sealed record HeatmapFigure : Figure
             double top = images.Min(b => b.Y), bottom = Math.Max(images.Max(b => b.Bottom), top + MinBarHeight);
             var bar = new Box(images.Max(b => b.Right) + 12, top, BarWidth, bottom - top);
             Array.Fill(bars, bar);
-            width = Math.Max(width, bar.Right + 6 + BarLabelsWidth(0) + 8 + LabelSize + Gap);
+            width = Math.Max(width, bar.Right + 6 + BarLabelsWidth(0) + BarTitleGap + LabelSize + Gap);
             height = Math.Max(height, bottom + 16);
         }
         return new Layout(images, bars, Math.Ceiling(width - Gap + 12), Math.Ceiling(height));
@@ -158,7 +205,6 @@ public sealed record HeatmapFigure : Figure
         {
             var (panel, image) = (Panels[p], layout.Images[p]);
             var (low, high) = RangeOf(p);
-            canvas.Text(image.X + image.Width / 2, image.Y - 10, panel.Title, TitleSize, bold: true);
             canvas.Png(image.X, image.Y, image.Width, image.Height, PngImage.HeatmapPixels(panel.Rows, panel.Columns, panel.Values, low, high, CellSize).Bytes);
             canvas.Rect(image.X, image.Y, image.Width, image.Height, "none", SvgCanvas.AxisColour);
 
@@ -169,18 +215,17 @@ public sealed record HeatmapFigure : Figure
                 canvas.Line(image.X - 4, y, image.X, y, SvgCanvas.AxisColour);
                 canvas.Text(labelsRight, y + 4, Ticks.Label(row, 1), TickSize, anchor: "end");
             }
-            var rowLabels = IndexTicks(panel.Rows).Values.Select(v => Ticks.Label(v, 1));
-            canvas.Text(labelsRight - LabelsWidth(rowLabels) - 8 - LabelSize / 2 + 4, image.Y + image.Height / 2, RowTitle, LabelSize, rotate: -90);
             foreach (double column in IndexTicks(panel.Columns).Values)
             {
                 double x = image.X + (column + 0.5) * CellSize;
                 canvas.Line(x, image.Bottom, x, image.Bottom + 4, SvgCanvas.AxisColour);
                 canvas.Text(x, image.Bottom + 17, Ticks.Label(column, 1), TickSize);
             }
-            canvas.Text(image.X + image.Width / 2, image.Bottom + 36, ColumnTitle, LabelSize);
 
             if (Scale == ColourScale.PerPanel || p == 0) DrawBar(canvas, layout.Bars[p], low, high);
         }
+        foreach (var heading in Headings(layout))
+            canvas.Text(heading.X, heading.Y, heading.Text, heading.Size, bold: heading.Bold, rotate: heading.Rotate);
         return canvas.ToString();
     }
 
@@ -197,8 +242,6 @@ public sealed record HeatmapFigure : Figure
             canvas.Line(bar.Right, y, bar.Right + 4, y, SvgCanvas.AxisColour);
             canvas.Text(bar.Right + 6, y + 4, Ticks.Label(v, step), TickSize, anchor: "start");
         }
-        double titleX = bar.Right + 6 + LabelsWidth(values.Select(v => Ticks.Label(v, step))) + 8 + LabelSize / 2 + 2;
-        canvas.Text(titleX, bar.Y + bar.Height / 2, ValueTitle, LabelSize, rotate: 90);
     }
 
     // The five viridis anchors PngImage interpolates between, so both renderings show the same colours.
@@ -208,6 +251,13 @@ public sealed record HeatmapFigure : Figure
         return (JsonNode)new JsonArray(i / 4.0, $"rgb({c.Red},{c.Green},{c.Blue})");
     }).ToArray());
 
+    /// <summary>
+    /// The plotly.js figure: the panels at the places the SVG gives them, in paper coordinates (the
+    /// SVG's pixels over its width and height) below a strip of <see cref="ModeBarRoom"/> for the mode
+    /// bar. The titles are annotations at the SVG's places rather than plotly's axis and colour-bar
+    /// titles, which plotly sets off by distances of its own (with no margins between the panels, a
+    /// column title ran into the title of the panel below it, a colour bar's title into its tick labels).
+    /// </summary>
     public override JsonObject ToPlotly()
     {
         var layout = Arrange();
@@ -215,15 +265,17 @@ public sealed record HeatmapFigure : Figure
         var plotlyLayout = new JsonObject
         {
             ["width"] = layout.Width,
-            ["height"] = layout.Height,
-            ["font"] = new JsonObject { ["family"] = SvgCanvas.FontFamily },
-            ["margin"] = new JsonObject { ["l"] = 0, ["r"] = 0, ["t"] = 0, ["b"] = 0 },
+            ["height"] = layout.Height + ModeBarRoom,
+            ["font"] = new JsonObject { ["family"] = SvgCanvas.FontFamily, ["size"] = TickSize, ["color"] = SvgCanvas.Ink },
+            ["margin"] = new JsonObject { ["l"] = 0, ["r"] = 0, ["t"] = ModeBarRoom, ["b"] = 0 },
         };
-        var annotations = new JsonArray();
+        double X(double x) => x / layout.Width;
+        double Y(double y) => 1 - y / layout.Height;
         for (int p = 0; p < Panels.Count; p++)
         {
             var (panel, image, bar) = (Panels[p], layout.Images[p], layout.Bars[p]);
             var (low, high) = RangeOf(p);
+            var (ticks, step) = Ticks.Within(low, high);
             string suffix = p == 0 ? "" : (p + 1).ToString(System.Globalization.CultureInfo.InvariantCulture);
             data.Add(new JsonObject
             {
@@ -235,11 +287,16 @@ public sealed record HeatmapFigure : Figure
                 ["zmax"] = high,
                 ["colorscale"] = PlotlyColourScale(),
                 ["showscale"] = Scale == ColourScale.PerPanel || p == 0,
+                // The bar exactly in its box (no padding), with the SVG's ticks; its title is an annotation.
                 ["colorbar"] = new JsonObject
                 {
-                    ["title"] = new JsonObject { ["text"] = ValueTitle, ["side"] = "right" },
-                    ["x"] = bar.X / layout.Width, ["xanchor"] = "left", ["thickness"] = BarWidth,
-                    ["y"] = 1 - bar.Bottom / layout.Height, ["yanchor"] = "bottom", ["len"] = bar.Height / layout.Height, ["lenmode"] = "fraction",
+                    ["x"] = X(bar.X), ["xanchor"] = "left", ["xpad"] = 0, ["thickness"] = BarWidth,
+                    ["y"] = Y(bar.Bottom), ["yanchor"] = "bottom", ["ypad"] = 0, ["len"] = bar.Height / layout.Height, ["lenmode"] = "fraction",
+                    ["outlinecolor"] = SvgCanvas.AxisColour, ["outlinewidth"] = 1,
+                    ["tickmode"] = "array",
+                    ["tickvals"] = new JsonArray(ticks.Select(v => (JsonNode)v).ToArray()),
+                    ["ticktext"] = new JsonArray(ticks.Select(v => (JsonNode)Ticks.Label(v, step)).ToArray()),
+                    ["ticks"] = "outside", ["ticklen"] = 4, ["tickcolor"] = SvgCanvas.AxisColour,
                 },
                 ["xaxis"] = "x" + suffix,
                 ["yaxis"] = "y" + suffix,
@@ -247,25 +304,30 @@ public sealed record HeatmapFigure : Figure
             });
             plotlyLayout["xaxis" + suffix] = new JsonObject
             {
-                ["domain"] = new JsonArray(image.X / layout.Width, image.Right / layout.Width),
+                ["domain"] = new JsonArray(X(image.X), X(image.Right)),
                 ["anchor"] = "y" + suffix,
-                ["title"] = PlotlyTitle(ColumnTitle),
+                ["ticks"] = "outside", ["ticklen"] = 4, ["tickcolor"] = SvgCanvas.AxisColour,
             };
             plotlyLayout["yaxis" + suffix] = new JsonObject
             {
-                ["domain"] = new JsonArray(1 - image.Bottom / layout.Height, 1 - image.Y / layout.Height),
+                ["domain"] = new JsonArray(Y(image.Bottom), Y(image.Y)),
                 ["anchor"] = "x" + suffix,
                 ["autorange"] = "reversed",
-                ["title"] = PlotlyTitle(RowTitle),
+                ["ticks"] = "outside", ["ticklen"] = 4, ["tickcolor"] = SvgCanvas.AxisColour,
             };
-            annotations.Add(new JsonObject
-            {
-                ["text"] = panel.Title, ["showarrow"] = false, ["xref"] = "paper", ["yref"] = "paper",
-                ["x"] = (image.X + image.Width / 2) / layout.Width, ["y"] = 1 - (image.Y - 6) / layout.Height,
-                ["xanchor"] = "center", ["yanchor"] = "bottom",
-            });
         }
-        plotlyLayout["annotations"] = annotations;
+        plotlyLayout["annotations"] = new JsonArray(Headings(layout).Select(heading =>
+        {
+            var (x, y) = heading.Centre;
+            var font = new JsonObject { ["size"] = heading.Size };
+            if (heading.Bold) font["weight"] = "bold";
+            return (JsonNode)new JsonObject
+            {
+                ["text"] = heading.Text, ["showarrow"] = false, ["xref"] = "paper", ["yref"] = "paper",
+                ["x"] = X(x), ["y"] = Y(y), ["xanchor"] = "center", ["yanchor"] = "middle",
+                ["textangle"] = heading.Rotate, ["font"] = font,
+            };
+        }).ToArray());
         return new JsonObject { ["data"] = data, ["layout"] = plotlyLayout };
     }
 

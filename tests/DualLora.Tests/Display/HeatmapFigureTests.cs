@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using DualLora.Display;
@@ -51,6 +52,84 @@ public class HeatmapFigureTests
         Assert.Equal("x2", traces[1].GetProperty("xaxis").GetString());
         Assert.Equal(6.3, traces[1].GetProperty("zmin").GetDouble(), 9);   // a constant panel (7) gets a range around its value
         Assert.Equal("reversed", json.RootElement.GetProperty("layout").GetProperty("yaxis2").GetProperty("autorange").GetString());
+    }
+
+    // The texts of an SVG: where each is anchored, its size and rotation.
+    static List<(double X, double Y, double Size, double Rotate, string Anchor, string Text)> Texts(string svg) =>
+        Regex.Matches(svg, "<text x=\"([^\"]+)\" y=\"([^\"]+)\" font-size=\"([^\"]+)\" text-anchor=\"([^\"]+)\"[^>]*?(?:rotate\\(([^ ]+) [^>]*)?>([^<]*)</text>")
+            .Select(m => (double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture), double.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture),
+                double.Parse(m.Groups[3].Value, CultureInfo.InvariantCulture), m.Groups[5].Success ? double.Parse(m.Groups[5].Value, CultureInfo.InvariantCulture) : 0,
+                m.Groups[4].Value, m.Groups[6].Value))
+            .ToList();
+
+    static HeatmapFigure Grid(ColourScale scale) => Charts.Heatmaps(
+        Enumerable.Range(0, 4).Select(i => new HeatmapPanel($"panel {i}", 8, 8, Enumerable.Range(0, 64).Select(v => (v + 1.0) * (i + 1) * 37.5).ToArray())).ToList(),
+        "patch row", "patch column", "norm", scale, panelsPerRow: 2);
+
+    [Theory]
+    [InlineData(ColourScale.Shared)]
+    [InlineData(ColourScale.PerPanel)]
+    public void In_a_grid_the_titles_of_a_lower_row_keep_clear_of_the_column_titles_above(ColourScale scale)
+    {
+        var texts = Texts(Grid(scale).ToSvg());
+        var columnTitles = texts.Where(t => t.Text == "patch column").ToList();
+        Assert.Equal(4, columnTitles.Count);
+        double upperColumnTitles = columnTitles.Min(t => t.Y);
+        var lowerTitle = texts.Single(t => t.Text == "panel 2");
+        // The upper row's column title ends a quarter of its size below its baseline, the panel title
+        // begins about three quarters of its size above its own.
+        Assert.True(lowerTitle.Y - 0.75 * lowerTitle.Size - (upperColumnTitles + 0.25 * 13) >= 20,
+            $"column title at {upperColumnTitles}, the title below at {lowerTitle.Y}");
+    }
+
+    [Fact]
+    public void A_colour_bar_title_keeps_clear_of_the_bar_tick_labels()
+    {
+        var texts = Texts(Grid(ColourScale.PerPanel).ToSvg());
+        var barTitles = texts.Where(t => t.Text == "norm").ToList();
+        Assert.Equal(4, barTitles.Count);
+        Assert.All(barTitles, t => Assert.Equal(90, t.Rotate));
+        var barLabels = texts.Where(t => t.Anchor == "start").ToList();   // only the bars' tick labels start at their anchor
+        Assert.NotEmpty(barLabels);
+        foreach (var title in barTitles)
+        {
+            // The labels of this bar: left of the title and less than a panel's slot away.
+            var labels = barLabels.Where(l => l.X < title.X && title.X - l.X < 100).ToList();
+            Assert.NotEmpty(labels);
+            double labelsRight = labels.Max(l => l.X + l.Text.Length * 0.6 * l.Size);   // a generous width
+            Assert.True(title.X - 0.25 * title.Size - labelsRight >= 6, $"labels end at {labelsRight}, the title at {title.X}");
+        }
+    }
+
+    [Fact]
+    public void The_plotly_figure_puts_the_titles_where_the_svg_does_and_leaves_room_for_the_mode_bar()
+    {
+        var figure = Grid(ColourScale.PerPanel);
+        string svg = figure.ToSvg();
+        var texts = Texts(svg);
+        double svgWidth = double.Parse(Regex.Match(svg, "viewBox=\"0 0 ([^ ]+) ([^\"]+)\"").Groups[1].Value, CultureInfo.InvariantCulture);
+        double svgHeight = double.Parse(Regex.Match(svg, "viewBox=\"0 0 ([^ ]+) ([^\"]+)\"").Groups[2].Value, CultureInfo.InvariantCulture);
+        using var json = JsonDocument.Parse(figure.ToPlotlyJson());
+        var layout = json.RootElement.GetProperty("layout");
+        Assert.Equal(svgHeight + HeatmapFigure.ModeBarRoom, layout.GetProperty("height").GetDouble());
+        Assert.Equal(HeatmapFigure.ModeBarRoom, layout.GetProperty("margin").GetProperty("t").GetDouble());
+        // No title of plotly's own: neither on the axes nor on the colour bars.
+        Assert.False(layout.GetProperty("xaxis3").TryGetProperty("title", out _));
+        Assert.False(layout.GetProperty("yaxis3").TryGetProperty("title", out _));
+        Assert.All(json.RootElement.GetProperty("data").EnumerateArray(), trace => Assert.False(trace.GetProperty("colorbar").TryGetProperty("title", out _)));
+
+        var annotations = layout.GetProperty("annotations").EnumerateArray().ToList();
+        var headings = texts.Where(t => t.Size > 12).ToList();   // titles: 14 and 13 px; tick labels: 12 px
+        Assert.Equal(headings.Select(t => t.Text), annotations.Select(a => a.GetProperty("text").GetString()));
+        foreach (var (heading, annotation) in headings.Zip(annotations))
+        {
+            Assert.Equal(heading.Rotate, annotation.GetProperty("textangle").GetDouble());
+            double x = annotation.GetProperty("x").GetDouble() * svgWidth, y = (1 - annotation.GetProperty("y").GetDouble()) * svgHeight;
+            // The annotation's middle is a third of the size or so from the SVG text's baseline, towards the tops of the letters.
+            var (dx, dy) = heading.Rotate switch { 90 => (1, 0), -90 => (-1, 0), _ => (0, -1) };
+            Assert.Equal(heading.X + dx * 0.35 * heading.Size, x, tolerance: 0.01);   // the SVG rounds to 0.01
+            Assert.Equal(heading.Y + dy * 0.35 * heading.Size, y, tolerance: 0.01);
+        }
     }
 
     [Fact]
