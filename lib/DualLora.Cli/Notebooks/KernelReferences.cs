@@ -1,5 +1,4 @@
 using System.Collections.Immutable;
-using System.Text.Json.Nodes;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.Scripting;
 
@@ -24,32 +23,12 @@ sealed class KernelReferences : MetadataReferenceResolver
     }
 
     /// <summary>The assembly names of the library's package closure that the kernel's closure does not contain.</summary>
-    public static ImmutableHashSet<string> LibraryOnlyAssemblies()
+    static ImmutableHashSet<string> LibraryOnlyAssemblies()
     {
-        string depsFile = (AppContext.GetData("APP_CONTEXT_DEPS_FILES") as string)?.Split(';').FirstOrDefault(File.Exists)
-            ?? throw new InvalidOperationException("The application's .deps.json was not found; the notebook kernel needs it to tell the library's packages from its own.");
-        var targets = JsonNode.Parse(File.ReadAllText(depsFile))?["targets"]?.AsObject().First().Value?.AsObject()
-            ?? throw new InvalidDataException($"{depsFile}: no 'targets'.");
-        var library = Closure(targets, depsFile, "DualLora");
-        var kernel = Closure(targets, depsFile, "Microsoft.DotNet.Interactive.CSharp", "Microsoft.DotNet.Interactive.PackageManagement");
-        return library.Except(kernel).Remove("DualLora");
-    }
-
-    static ImmutableHashSet<string> Closure(JsonObject targets, string depsFile, params string[] roots)
-    {
-        var keyByName = targets.ToDictionary(t => t.Key[..t.Key.IndexOf('/')], t => t.Key, StringComparer.OrdinalIgnoreCase);
-        var assemblies = ImmutableHashSet.CreateBuilder<string>(StringComparer.OrdinalIgnoreCase);
-        var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
-        var pending = new Stack<string>(roots);
-        while (pending.TryPop(out string? name))
-        {
-            if (!seen.Add(name)) continue;
-            if (!keyByName.TryGetValue(name, out string? key)) throw new InvalidDataException($"{depsFile}: no entry for '{name}'.");
-            var entry = targets[key]!;
-            foreach (var runtime in entry["runtime"]?.AsObject() ?? []) assemblies.Add(Path.GetFileNameWithoutExtension(runtime.Key));
-            foreach (var dependency in entry["dependencies"]?.AsObject() ?? []) pending.Push(dependency.Key);
-        }
-        return assemblies.ToImmutable();
+        var manifest = DependencyManifest.OfRunningApplication();
+        return manifest.Assemblies("DualLora")
+            .Except(manifest.Assemblies("Microsoft.DotNet.Interactive.CSharp", "Microsoft.DotNet.Interactive.PackageManagement"))
+            .Remove("DualLora");
     }
 
     public override bool ResolveMissingAssemblies => inner.ResolveMissingAssemblies;

@@ -1,4 +1,4 @@
-using System.Text.Json;
+using DualLora.Cli.Notebooks;
 
 namespace DualLora.Tests.Display;
 
@@ -12,19 +12,7 @@ public class LibraryDependencyTests
     [Fact]
     public void The_library_needs_no_FSharp_runtime()
     {
-        string depsFile = Path.Combine(AppContext.BaseDirectory, "DualLora.Tests.deps.json");
-        using var deps = JsonDocument.Parse(File.ReadAllText(depsFile));
-        var target = deps.RootElement.GetProperty("targets").EnumerateObject().First().Value;
-        var dependencies = target.EnumerateObject().ToDictionary(
-            library => library.Name.Split('/')[0],
-            library => library.Value.TryGetProperty("dependencies", out var d) ? d.EnumerateObject().Select(p => p.Name).ToArray() : [],
-            StringComparer.OrdinalIgnoreCase);
-
-        var closure = new SortedSet<string>(StringComparer.OrdinalIgnoreCase);
-        var pending = new Stack<string>(["DualLora"]);
-        while (pending.TryPop(out var name))
-            if (closure.Add(name) && dependencies.TryGetValue(name, out var next))
-                foreach (string dependency in next) pending.Push(dependency);
+        var closure = DependencyManifest.Load(Path.Combine(AppContext.BaseDirectory, "DualLora.Tests.deps.json")).Packages("DualLora");
 
         Assert.Contains("TorchSharp-cpu", closure);   // the walk did reach the library's packages
         Assert.DoesNotContain(closure, n => n.StartsWith("FSharp.", StringComparison.OrdinalIgnoreCase) || n.StartsWith("Plotly", StringComparison.OrdinalIgnoreCase));
