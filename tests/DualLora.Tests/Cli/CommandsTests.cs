@@ -20,6 +20,8 @@ public class CommandsTests
     [InlineData("env", "--help")]
     [InlineData("bench", "model", "--help")]
     [InlineData("bench", "adapters", "--help")]
+    [InlineData("site", "build", "--help")]
+    [InlineData("site", "check", "--help")]
     public void Every_command_explains_itself_and_does_nothing_else(params string[] args)
     {
         var (exit, output, error) = Run(args);
@@ -48,7 +50,7 @@ public class CommandsTests
     {
         var (exit, output, _) = Run(word);
         Assert.Equal(0, exit);
-        foreach (string command in new[] { "walkthrough", "notebooks run", "env", "bench model", "bench adapters" })
+        foreach (string command in new[] { "walkthrough", "notebooks run", "env", "bench model", "bench adapters", "site build", "site check" })
             Assert.Contains($"  {command}", output);
     }
 
