@@ -92,7 +92,7 @@ public class TorchErrorGuardTests
     }
 
     [Fact]
-    public async Task Where_the_system_needs_no_loader_fix_the_library_is_loaded_in_place_behind_the_guard()
+    public async Task Where_the_system_needs_no_loader_fix_the_library_loads_in_place_behind_the_guard_and_a_cell_mistake_is_that_cells_error()
     {
         if (!OperatingSystem.IsLinux()) return;
         // Simulated: a copy of this test's output folder whose libLibTorchSharp.so needs nothing this system
@@ -106,27 +106,48 @@ public class TorchErrorGuardTests
         File.Copy(TorchRuntime.Loaded!.NativeLibrary!, Path.Combine(temp.Path, native), overwrite: true);
         Assert.Empty(TorchRuntime.MissingLibStdCxxVersions(Path.Combine(temp.Path, native)));
 
-        var start = new ProcessStartInfo("dotnet", [Path.Combine(temp.Path, "DualLora.Cli.dll"), "env"])
+        string root = Path.GetDirectoryName(RuntimeEnvironment.Find(app).SourceFile)!;
+        var (exit, output) = await RunCli(temp.Path, root, "env");
+        Assert.True(exit == 0, $"exit {exit}: {output}");
+        Assert.Contains("provides every version TorchSharp needs; LibTorch errors become exceptions through libduallora_torch_guard.so", output);
+
+        // A LibTorch mistake in a notebook cell, in the same layout: that cell's error, not an abort (exit 134).
+        string notebook = Path.Combine(temp.Path, "mistake.ipynb");
+        File.WriteAllText(notebook, $$$"""
+            {"nbformat": 4, "nbformat_minor": 4, "metadata": {"kernelspec": {"name": ".net-csharp", "display_name": ".NET (C#)", "language": "C#"}},
+             "cells": [
+              {"cell_type": "code", "metadata": {}, "outputs": [], "source": "#r \"nuget: TorchSharp-cpu, 0.107.0\"\n#r \"{{{typeof(TorchRuntime).Assembly.Location}}}\""},
+              {"cell_type": "code", "metadata": {}, "outputs": [], "source": "DualLora.Runtime.TorchRuntime.EnsureLoaded();\nTorchSharp.torch.randn(4, 4).matmul(TorchSharp.torch.randn(3, 3));"}]}
+            """);
+        (exit, output) = await RunCli(temp.Path, root, "notebooks", "run", notebook, "--output", Path.Combine(temp.Path, "out"));
+        Assert.True(exit == 1, $"exit {exit}: {output}");
+        Assert.Contains("mistake.ipynb: cell 2, line 2", output);
+        Assert.Contains("mat1 and mat2 shapes cannot be multiplied", output);
+    }
+
+    /// <summary>Runs the CLI of <paramref name="appFolder"/> in a child process; its exit code and all it printed.</summary>
+    static async Task<(int Exit, string Output)> RunCli(string appFolder, string workingDirectory, params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet", [Path.Combine(appFolder, "DualLora.Cli.dll"), .. args])
         {
-            WorkingDirectory = Path.GetDirectoryName(RuntimeEnvironment.Find(app).SourceFile)!,
+            WorkingDirectory = workingDirectory,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };
         using var child = Process.Start(start)!;
         var output = child.StandardOutput.ReadToEndAsync();
         var errors = child.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
         try
         {
             await child.WaitForExitAsync(timeout.Token);
         }
         catch (OperationCanceledException)
         {
-            child.Kill();
+            child.Kill(entireProcessTree: true);
             throw;
         }
-        Assert.True(child.ExitCode == 0, $"exit {child.ExitCode}: {await errors}{await output}");
-        Assert.Contains("provides every version TorchSharp needs; LibTorch errors become exceptions through libduallora_torch_guard.so", await output);
+        return (child.ExitCode, await errors + await output);
     }
 
     /// <summary>Recreates <paramref name="source"/> in <paramref name="target"/> as symbolic links, except the listed files (copied) and the folders holding them.</summary>
