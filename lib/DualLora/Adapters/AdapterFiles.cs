@@ -116,54 +116,23 @@ public static class AdapterFiles
     public static AdapterConfig ReadConfig(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no adapter config here.");
-        JsonObject json;
-        try
-        {
-            json = JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new InvalidDataException($"{path}: the config must be a JSON object.");
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"{path}: not valid JSON ({e.Message}).", e);
-        }
+        var json = JsonObjectReader.ReadFile(path);
 
-        var used = new HashSet<string> { "peft_type", "target_modules", "modules_to_save" };
-        T Field<T>(string name, T fallback, bool required = false)
-        {
-            used.Add(name);
-            if (json[name] is null)
-                return required ? throw new InvalidDataException($"{path}: field '{name}' is missing.") : fallback;
-            try
-            {
-                return json[name]!.GetValue<T>();
-            }
-            catch (Exception e) when (e is InvalidOperationException or FormatException)
-            {
-                throw new InvalidDataException($"{path}: field '{name}' is {json[name]!.ToJsonString()}, not a {typeof(T).Name}.");
-            }
-        }
-
-        string peftType = Field<string>("peft_type", "", required: true);
+        string peftType = json.String("peft_type");
         AdapterConfig config = peftType switch
         {
-            "LORA" => new LoraConfig(Field("r", 8, true), Field("lora_alpha", 8.0), Field("lora_dropout", 0.0), Field("use_rslora", false)),
-            "DUAL_LORA" => new DualLoraConfig(Field("r", 32, true), Field<double?>("lora_alpha", null), Field("lora_dropout", 0.0), Field("use_layer_norm", true), Field("use_relu", true)),
+            "LORA" => new LoraConfig(json.Int("r"), json.OptionalDouble("lora_alpha") ?? 8.0, json.OptionalDouble("lora_dropout") ?? 0.0, json.OptionalBool("use_rslora") ?? false),
+            "DUAL_LORA" => new DualLoraConfig(json.Int("r"), json.OptionalDouble("lora_alpha"), json.OptionalDouble("lora_dropout") ?? 0.0,
+                json.OptionalBool("use_layer_norm") ?? true, json.OptionalBool("use_relu") ?? true),
             "MOE_LORA" => new MoeLoraConfig(
-                Field("routing", "", true) switch
-                {
-                    "dense" => Routing.Dense, "top_k" => Routing.TopK, "rectified" => Routing.Rectified,
-                    var other => throw new InvalidDataException($"{path}: field 'routing' is \"{other}\"; allowed values: \"dense\", \"top_k\", \"rectified\"."),
-                },
-                Field("num_experts", 4, true), Field("expert_r", 8, true), Field("lora_alpha", 16.0), Field("top_k", 2),
-                Field("lora_dropout", 0.0), Field("aux_loss_weight", 0.0),
-                json["expert_ranks"] is JsonArray ranks ? ranks.Select(r => r!.GetValue<int>()).ToList() : null),
-            _ => throw new InvalidDataException($"{path}: peft_type \"{peftType}\" is not supported; supported: LORA, DUAL_LORA, MOE_LORA."),
+                json.Choice("routing", new Dictionary<string, Routing> { ["dense"] = Routing.Dense, ["top_k"] = Routing.TopK, ["rectified"] = Routing.Rectified }),
+                json.Int("num_experts"), json.Int("expert_r"), json.OptionalDouble("lora_alpha") ?? 16.0, json.OptionalInt("top_k") ?? 2,
+                json.OptionalDouble("lora_dropout") ?? 0.0, json.OptionalDouble("aux_loss_weight") ?? 0.0, json.OptionalIntList("expert_ranks")),
+            _ => throw json.Error($"peft_type \"{peftType}\" is not supported; supported: LORA, DUAL_LORA, MOE_LORA."),
         };
-        used.Add("expert_ranks");
-        used.Add("rank_pattern");
-        if (json["rank_pattern"] is JsonObject rankPattern)
+        if (json.OptionalObject("rank_pattern") is { } rankPattern)
         {
-            var pattern = rankPattern.ToDictionary(p => p.Key, p => p.Value is JsonValue v && v.TryGetValue(out int r) ? r
-                : throw new InvalidDataException($"{path}: rank_pattern entry '{p.Key}' must be a whole number."));
+            var pattern = rankPattern.Names.ToDictionary(name => name, name => rankPattern.Int(name));
             config = config switch
             {
                 LoraConfig l => l with { RankPattern = pattern },
@@ -173,23 +142,21 @@ public static class AdapterFiles
             };
         }
 
-        config = json["target_modules"] switch
+        config = json.Kind("target_modules") switch
         {
-            JsonArray names => config with { TargetModules = names.Select(n => n!.GetValue<string>()).ToList() },
-            JsonValue regex => config with { TargetRegex = regex.GetValue<string>() },
-            _ => throw new InvalidDataException($"{path}: field 'target_modules' is missing (a list of names or a regular expression)."),
+            JsonValueKind.Array => config with { TargetModules = json.StringList("target_modules") },
+            JsonValueKind.Undefined or JsonValueKind.Null => throw json.FieldError("target_modules", "is missing (a list of names or a regular expression)."),
+            _ => config with { TargetRegex = json.String("target_modules") },
         };
-        if (json["modules_to_save"] is JsonArray save) config = config with { ModulesToSave = save.Select(n => n!.GetValue<string>()).ToList() };
+        if (json.OptionalStringList("modules_to_save") is { } save) config = config with { ModulesToSave = save };
 
-        foreach (var (name, value) in json)
+        foreach (var (name, value) in json.UnreadFields())
         {
-            if (used.Contains(name)) continue;
-            if (!PeftFields.TryGetValue(name, out string? required))
-                throw new InvalidDataException($"{path}: unknown field '{name}' for peft_type {peftType}.");
             string actual = value?.ToJsonString() ?? "null";
-            if (required != null && actual != required)
-                throw new InvalidDataException($"{path}: field '{name}' is {actual}; this project supports only {required}.");
+            if (PeftFields.TryGetValue(name, out string? required) && required != null && actual != required)
+                throw json.FieldError(name, $"is {actual}; this project supports only {required}.");
         }
+        json.RejectUnknownFields([.. PeftFields.Keys]);
         try
         {
             config.Validate();

@@ -1,4 +1,4 @@
-using System.Text.Json.Nodes;
+using System.Text.Json;
 using DualLora.IO;
 using DualLora.Language;
 using DualLora.Vision;
@@ -20,29 +20,29 @@ public static class HuggingFaceModels
     /// <summary>The decoder config of a <c>LlamaForCausalLM</c> folder (or of a LLaVA folder, whose LLaMA fields sit at the top level).</summary>
     public static LlamaConfig ReadLlamaConfig(string folder)
     {
-        var (path, json) = ReadConfig(folder);
-        string[] architectures = json["architectures"] is JsonArray a ? a.Select(n => n?.GetValue<string>() ?? "").ToArray() : [];
-        string? modelType = Optional<string>(path, json, "model_type");
+        var json = ReadConfig(folder);
+        var architectures = json.OptionalStringList("architectures") ?? [];
+        string? modelType = json.OptionalString("model_type");
         bool llama = architectures.Any(n => n is "LlamaForCausalLM" or "LlavaLlamaForCausalLM") || modelType is "llama" or "llava" or "llava_llama";
         if (!llama)
-            throw new InvalidDataException($"{path}: architecture [{string.Join(", ", architectures)}] (model_type \"{modelType}\") is not supported; expected LlamaForCausalLM.");
-        int hidden = Required<int>(path, json, "hidden_size"), heads = Required<int>(path, json, "num_attention_heads");
+            throw json.Error($"architecture [{string.Join(", ", architectures)}] (model_type \"{modelType}\") is not supported; expected LlamaForCausalLM.");
+        int hidden = json.Int("hidden_size"), heads = json.Int("num_attention_heads");
         var config = new LlamaConfig(
-            VocabSize: Required<int>(path, json, "vocab_size"),
+            VocabSize: json.Int("vocab_size"),
             HiddenSize: hidden,
-            IntermediateSize: Required<int>(path, json, "intermediate_size"),
-            NumHiddenLayers: Required<int>(path, json, "num_hidden_layers"),
+            IntermediateSize: json.Int("intermediate_size"),
+            NumHiddenLayers: json.Int("num_hidden_layers"),
             NumAttentionHeads: heads,
-            NumKeyValueHeads: Optional<int?>(path, json, "num_key_value_heads") ?? heads,
-            RmsNormEps: Optional<double?>(path, json, "rms_norm_eps") ?? 1e-6,
-            RopeTheta: Optional<double?>(path, json, "rope_theta") ?? 10000,
-            MaxPositionEmbeddings: Optional<int?>(path, json, "max_position_embeddings") ?? 2048,
-            TieWordEmbeddings: Optional<bool?>(path, json, "tie_word_embeddings") ?? false);
-        if (json["rope_scaling"] is JsonObject)
-            throw new InvalidDataException($"{path}: rope_scaling is not supported by this project's decoder.");
-        if (Optional<string>(path, json, "hidden_act") is { } act && act != "silu")
-            throw new InvalidDataException($"{path}: hidden_act \"{act}\" is not supported; LLaMA uses \"silu\".");
-        Validated(path, config.Validate);
+            NumKeyValueHeads: json.OptionalInt("num_key_value_heads") ?? heads,
+            RmsNormEps: json.OptionalDouble("rms_norm_eps") ?? 1e-6,
+            RopeTheta: json.OptionalDouble("rope_theta") ?? 10000,
+            MaxPositionEmbeddings: json.OptionalInt("max_position_embeddings") ?? 2048,
+            TieWordEmbeddings: json.OptionalBool("tie_word_embeddings") ?? false);
+        if (json.Kind("rope_scaling") == JsonValueKind.Object)
+            throw json.Error("rope_scaling is not supported by this project's decoder.");
+        if (json.OptionalString("hidden_act") is { } act && act != "silu")
+            throw json.Error($"hidden_act \"{act}\" is not supported; LLaMA uses \"silu\".");
+        Validated(json, config.Validate);
         return config;
     }
 
@@ -64,23 +64,23 @@ public static class HuggingFaceModels
     /// </summary>
     public static ClipVisionConfig ReadClipVisionConfig(string folder)
     {
-        var (path, root) = ReadConfig(folder);
-        string[] architectures = root["architectures"] is JsonArray a ? a.Select(n => n?.GetValue<string>() ?? "").ToArray() : [];
-        JsonObject json = root["vision_config"] as JsonObject ?? root;
-        string? modelType = Optional<string>(path, json, "model_type");
+        var root = ReadConfig(folder);
+        var architectures = root.OptionalStringList("architectures") ?? [];
+        var json = root.OptionalObject("vision_config") ?? root;
+        string? modelType = json.OptionalString("model_type");
         if (!architectures.Any(n => n is "CLIPVisionModel" or "CLIPModel") && modelType is not ("clip_vision_model" or "clip"))
-            throw new InvalidDataException($"{path}: architecture [{string.Join(", ", architectures)}] (model_type \"{modelType}\") is not supported; expected CLIPVisionModel or CLIPModel.");
+            throw json.Error($"architecture [{string.Join(", ", architectures)}] (model_type \"{modelType}\") is not supported; expected CLIPVisionModel or CLIPModel.");
         var config = new ClipVisionConfig(
-            HiddenSize: Required<int>(path, json, "hidden_size"),
-            IntermediateSize: Required<int>(path, json, "intermediate_size"),
-            NumHiddenLayers: Required<int>(path, json, "num_hidden_layers"),
-            NumAttentionHeads: Required<int>(path, json, "num_attention_heads"),
-            ImageSize: Required<int>(path, json, "image_size"),
-            PatchSize: Required<int>(path, json, "patch_size"),
-            NumChannels: Optional<int?>(path, json, "num_channels") ?? 3,
-            LayerNormEps: Optional<double?>(path, json, "layer_norm_eps") ?? 1e-5,
-            HiddenAct: Optional<string>(path, json, "hidden_act") ?? "quick_gelu");
-        Validated(path, config.Validate);
+            HiddenSize: json.Int("hidden_size"),
+            IntermediateSize: json.Int("intermediate_size"),
+            NumHiddenLayers: json.Int("num_hidden_layers"),
+            NumAttentionHeads: json.Int("num_attention_heads"),
+            ImageSize: json.Int("image_size"),
+            PatchSize: json.Int("patch_size"),
+            NumChannels: json.OptionalInt("num_channels") ?? 3,
+            LayerNormEps: json.OptionalDouble("layer_norm_eps") ?? 1e-5,
+            HiddenAct: json.OptionalString("hidden_act") ?? "quick_gelu");
+        Validated(json, config.Validate);
         return config;
     }
 
@@ -126,37 +126,14 @@ public static class HuggingFaceModels
         }
     }
 
-    static (string Path, JsonObject Json) ReadConfig(string folder)
+    static JsonObjectReader ReadConfig(string folder)
     {
         string path = Path.Combine(Path.GetFullPath(folder), ConfigFile);
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no config.json in the model folder.");
-        try
-        {
-            return (path, JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new InvalidDataException($"{path}: the config must be a JSON object."));
-        }
-        catch (System.Text.Json.JsonException e)
-        {
-            throw new InvalidDataException($"{path}: not valid JSON ({e.Message}).", e);
-        }
+        return JsonObjectReader.ReadFile(path);
     }
 
-    static T Required<T>(string path, JsonObject json, string field) =>
-        json[field] is null ? throw new InvalidDataException($"{path}: field '{field}' is missing.") : Optional<T>(path, json, field)!;
-
-    static T? Optional<T>(string path, JsonObject json, string field)
-    {
-        if (json[field] is null) return default;
-        try
-        {
-            return json[field]!.GetValue<T>();
-        }
-        catch (Exception e) when (e is InvalidOperationException or FormatException)
-        {
-            throw new InvalidDataException($"{path}: field '{field}' is {json[field]!.ToJsonString()}, not a {typeof(T).Name.Replace("Nullable`1", "number")}.");
-        }
-    }
-
-    static void Validated(string path, Action validate)
+    static void Validated(JsonObjectReader json, Action validate)
     {
         try
         {
@@ -164,7 +141,7 @@ public static class HuggingFaceModels
         }
         catch (ArgumentException e)
         {
-            throw new InvalidDataException($"{path}: {e.Message}", e);
+            throw new InvalidDataException($"{json.File}: {e.Message}", e);
         }
     }
 }

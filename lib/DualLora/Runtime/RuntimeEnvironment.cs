@@ -1,4 +1,4 @@
-using System.Text.Json;
+using DualLora.IO;
 using TorchSharp;
 
 namespace DualLora.Runtime;
@@ -47,44 +47,30 @@ public sealed record RuntimeEnvironment(
     public static RuntimeEnvironment Load(string path)
     {
         string full = Path.GetFullPath(path);
-        JsonDocument document;
-        try
-        {
-            document = JsonDocument.Parse(File.ReadAllText(full), new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip });
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"{full}: not valid JSON ({e.Message}).", e);
-        }
-        using (document)
-        {
-            var root = document.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
-                throw new InvalidDataException($"{full}: the top level must be a JSON object.");
-            RejectUnknownKeys(full, root, TopLevelKeys, "");
+        var root = JsonObjectReader.ReadFile(full, allowComments: true);
+        root.RejectUnknownFields(TopLevelKeys);
 
-            var backend = Choice(full, root, "backend", new Dictionary<string, Backend> { ["cpu"] = Backend.Cpu, ["cuda"] = Backend.Cuda });
-            string device = String(full, root, "device");
-            if (!IsDeviceName(device))
-                throw new InvalidDataException($"{full}: key 'device' is \"{device}\"; allowed values: \"auto\", \"cpu\", \"cuda\", \"cuda:N\".");
-            if (backend == Backend.Cpu && device.StartsWith("cuda", StringComparison.Ordinal))
-                throw new InvalidDataException($"{full}: key 'device' is \"{device}\" but 'backend' is \"cpu\"; use \"auto\" or \"cpu\", or the \"cuda\" backend.");
-            int threads = (int)Integer(full, root, "threads", 0, 4096);
-            long seed = Integer(full, root, "seed", 0, long.MaxValue);
-            var profiles = new Dictionary<string, Profile> { ["smoke"] = Profile.Smoke, ["full"] = Profile.Full };
-            var profile = Choice(full, root, "profile", profiles);
-            if (Environment.GetEnvironmentVariable(ProfileVariable) is { Length: > 0 } overridden)
-                profile = profiles.TryGetValue(overridden, out var p) ? p
-                    : throw new InvalidDataException($"environment variable {ProfileVariable} is \"{overridden}\"; allowed values: \"smoke\", \"full\".");
+        var backend = root.Choice("backend", new Dictionary<string, Backend> { ["cpu"] = Backend.Cpu, ["cuda"] = Backend.Cuda });
+        string device = root.String("device");
+        if (!IsDeviceName(device))
+            throw root.FieldError("device", $"is \"{device}\"; allowed values: \"auto\", \"cpu\", \"cuda\", \"cuda:N\".");
+        if (backend == Backend.Cpu && device.StartsWith("cuda", StringComparison.Ordinal))
+            throw root.FieldError("device", $"is \"{device}\" but 'backend' is \"cpu\"; use \"auto\" or \"cpu\", or the \"cuda\" backend.");
+        int threads = root.Int("threads", 0, 4096);
+        long seed = root.Long("seed", 0, long.MaxValue);
+        var profiles = new Dictionary<string, Profile> { ["smoke"] = Profile.Smoke, ["full"] = Profile.Full };
+        var profile = root.Choice("profile", profiles);
+        if (Environment.GetEnvironmentVariable(ProfileVariable) is { Length: > 0 } overridden)
+            profile = profiles.TryGetValue(overridden, out var p) ? p
+                : throw new InvalidDataException($"environment variable {ProfileVariable} is \"{overridden}\"; allowed values: \"smoke\", \"full\".");
 
-            var data = Member(full, root, "data", JsonValueKind.Object);
-            RejectUnknownKeys(full, data, DataKeys, "data.");
-            string folder = Path.GetDirectoryName(full)!;
-            string DataPath(string key) => Path.GetFullPath(Path.Combine(folder, String(full, data, key, "data.")));
-            var paths = new DataPaths(DataPath("fashion_mnist"), DataPath("models"), DataPath("runs"));
+        var data = root.Object("data");
+        data.RejectUnknownFields(DataKeys);
+        string folder = Path.GetDirectoryName(full)!;
+        string DataPath(string key) => Path.GetFullPath(Path.Combine(folder, data.String(key)));
+        var paths = new DataPaths(DataPath("fashion_mnist"), DataPath("models"), DataPath("runs"));
 
-            return new RuntimeEnvironment(full, backend, device, threads, seed, profile, paths);
-        }
+        return new RuntimeEnvironment(full, backend, device, threads, seed, profile, paths);
     }
 
     /// <summary>
@@ -132,49 +118,4 @@ public sealed record RuntimeEnvironment(
     static bool IsDeviceName(string device) =>
         device is "auto" or "cpu" or "cuda" ||
         (device.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(device[5..], out int index) && index >= 0);
-
-    static void RejectUnknownKeys(string file, JsonElement obj, string[] allowed, string prefix)
-    {
-        foreach (var property in obj.EnumerateObject())
-            if (!allowed.Contains(property.Name))
-                throw new InvalidDataException(
-                    $"{file}: unknown key '{prefix}{property.Name}'; allowed keys: {string.Join(", ", allowed.Select(k => prefix + k))}.");
-    }
-
-    static JsonElement Member(string file, JsonElement obj, string key, JsonValueKind kind, string prefix = "")
-    {
-        if (!obj.TryGetProperty(key, out var value))
-            throw new InvalidDataException($"{file}: key '{prefix}{key}' is missing.");
-        if (value.ValueKind != kind)
-            throw new InvalidDataException($"{file}: key '{prefix}{key}' must be a JSON {KindName(kind)}, not {KindName(value.ValueKind)}.");
-        return value;
-    }
-
-    static string String(string file, JsonElement obj, string key, string prefix = "") =>
-        Member(file, obj, key, JsonValueKind.String, prefix).GetString()!;
-
-    static long Integer(string file, JsonElement obj, string key, long min, long max)
-    {
-        var value = Member(file, obj, key, JsonValueKind.Number);
-        if (!value.TryGetInt64(out long number) || number < min || number > max)
-            throw new InvalidDataException($"{file}: key '{key}' is {value.GetRawText()}; allowed values: whole numbers from {min} to {max}.");
-        return number;
-    }
-
-    static T Choice<T>(string file, JsonElement obj, string key, Dictionary<string, T> allowed)
-    {
-        string value = String(file, obj, key);
-        return allowed.TryGetValue(value, out var choice) ? choice
-            : throw new InvalidDataException($"{file}: key '{key}' is \"{value}\"; allowed values: {string.Join(", ", allowed.Keys.Select(k => $"\"{k}\""))}.");
-    }
-
-    static string KindName(JsonValueKind kind) => kind switch
-    {
-        JsonValueKind.Object => "object",
-        JsonValueKind.Array => "array",
-        JsonValueKind.String => "string",
-        JsonValueKind.Number => "number",
-        JsonValueKind.True or JsonValueKind.False => "boolean",
-        _ => "null",
-    };
 }
