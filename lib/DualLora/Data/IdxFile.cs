@@ -31,11 +31,13 @@ public static class IdxFile
         if (expectedMagic >> 8 != UnsignedByteType || dimensionCount == 0)
             throw new ArgumentException($"0x{expectedMagic:x8} is not the magic number of an idx file of unsigned bytes.", nameof(expectedMagic));
 
+        long fileLength = new FileInfo(file).Length;
         using var stream = Open(file, out bool compressed);
         string form = compressed ? " (after gunzip)" : "";
         try
         {
             long[] shape = ReadHeader(stream, file, form, expectedMagic, dimensionCount);
+            RequireRoomFor(shape, file, fileLength, compressed, 4 + 4 * dimensionCount);
             var tensor = torch.empty(shape, torch.ScalarType.Byte);
             try
             {
@@ -92,6 +94,23 @@ public static class IdxFile
             shape[d] = size;
         }
         return shape;
+    }
+
+    /// <summary>
+    /// Refuses a header that announces more data than the file can hold before allocating it, so a damaged
+    /// header is this file's error, not a failed allocation of gigabytes. A plain file must hold it all; a
+    /// gzip file cannot unpack to more than 1032 times its size (deflate's largest ratio).
+    /// </summary>
+    static void RequireRoomFor(long[] shape, string file, long fileLength, bool compressed, int headerBytes)
+    {
+        const int DeflateMaxRatio = 1032;
+        Int128 announced = 1;
+        foreach (long size in shape) announced *= size;
+        long available = compressed ? fileLength * DeflateMaxRatio : fileLength - headerBytes;
+        if (announced <= available) return;
+        throw new InvalidDataException(compressed
+            ? $"{file}: the header announces {Describe(shape)} = {announced} bytes of data, more than a gzip file of {fileLength} bytes can hold (truncated, or a wrong header)."
+            : $"{file}: truncated: the header announces {Describe(shape)} = {announced} bytes of data, but only {available} follow it.");
     }
 
     static int ReadFully(Stream stream, Span<byte> buffer)

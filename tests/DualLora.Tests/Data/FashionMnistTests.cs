@@ -124,6 +124,20 @@ public class FashionMnistTests
         Assert.Contains($"only {Pixels * 5 / 2} follow", e.Message);
     }
 
+    [Theory]
+    [InlineData(true, "more than a gzip file of")]
+    [InlineData(false, "truncated: the header announces 2000000000 x 28 x 28 = 1568000000000 bytes")]
+    public void A_header_announcing_more_than_the_file_holds_is_refused_before_allocating(bool gzip, string fault)
+    {
+        using var temp = new TempFolder();
+        var (images, _) = WriteSplit(temp, RandomPixels(1, seed: 9), 2_000_000_000, [1], gzip);
+
+        var e = Assert.Throws<InvalidDataException>(() => FashionMnist.Read(temp.Path, FashionMnistSplit.Train));
+
+        Assert.StartsWith(images + ":", e.Message);
+        Assert.Contains(fault, e.Message);
+    }
+
     [Fact]
     public void A_cut_gzip_file_names_the_file()
     {
