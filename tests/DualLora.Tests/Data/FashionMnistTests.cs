@@ -60,7 +60,8 @@ public class FashionMnistTests
         Assert.Equal(pixels, data.Images.data<byte>().ToArray());
         Assert.Equal(torch.ScalarType.Int64, data.Labels.dtype);
         Assert.Equal([7L, 0, 9], data.Labels.data<long>().ToArray());
-        Assert.Equal(pixels[Pixels + 28 * 5 + 3], data.Images[1, 5, 3].item<byte>());   // image 1, row 5, column 3: row-major order
+        using var pixel = data.Images[1, 5, 3];   // image 1, row 5, column 3: row-major order
+        Assert.Equal(pixels[Pixels + 28 * 5 + 3], pixel.item<byte>());
     }
 
     [Fact]
@@ -231,7 +232,8 @@ public class FashionMnistTests
         using var perClass = torch.bincount(data.Labels, minlength: 10);
         Assert.Equal(Enumerable.Repeat(1_000L, 10), perClass.data<long>().ToArray());
         // The test split's first labels as Fashion-MNIST's own loaders report them: Ankle boot, Pullover, Trouser, Trouser, Shirt.
-        Assert.Equal([9L, 2, 1, 1, 6], data.Labels[..5].data<long>().ToArray());
+        using var firstLabels = data.Labels[..5];
+        Assert.Equal([9L, 2, 1, 1, 6], firstLabels.data<long>().ToArray());
         Assert.Equal("Ankle boot", FashionMnist.ClassNames[9]);
     }
 
@@ -243,7 +245,8 @@ public class FashionMnistTests
         Assert.Equal([60_000L, 28, 28], data.Images.shape);
         using var perClass = torch.bincount(data.Labels, minlength: 10);
         Assert.Equal(Enumerable.Repeat(6_000L, 10), perClass.data<long>().ToArray());
-        Assert.Equal([9L, 0, 0, 3, 0], data.Labels[..5].data<long>().ToArray());
+        using var firstLabels = data.Labels[..5];   // the training split's first labels as Fashion-MNIST's loaders report them
+        Assert.Equal([9L, 0, 0, 3, 0], firstLabels.data<long>().ToArray());
     }
 
     /// <summary>Runs only where the training split is installed (Debian's dataset-fashion-mnist, at environment.json's data.fashion_mnist).</summary>
