@@ -31,6 +31,12 @@ public static class Commands
             Time each adapter (forward, and forward + backward) and its peak memory, side by side, as ratios
             to LoRA: one layer at d = 4096, r = 32, and a q/v-adapted stack. Prints a table.
             """),
+        new("data export", "DIR [--seed N] [--train N] [--validation N] [--evaluation N]", """
+            Build the Fashion-MNIST scene suite (2x2 scenes, seven tasks; defaults: seed 0, 3000 training, 500
+            validation and 500 evaluation scenes from disjoint images of the shipped test split) and write it to DIR
+            as LLaVA JSON (training.json, validation.json, evaluation.json) and one PNG per scene in DIR/images.
+            Prints each task's majority-answer rate per split: its chance level.
+            """),
         new("site build", "[--out DIR]", """
             Build the documentation site from the executed notebooks under notebooks/ into DIR (default out/site):
             index.html, one page per notebook, figures/ and assets/ (KaTeX and plotly.js from `npm ci --prefix site`).
@@ -80,6 +86,7 @@ public static class Commands
                 ["bench", "adapter-peak", var setting, var method, var tokens] => PrintPeak(setting, method, tokens, output),
                 ["bench", "model", .. var rest] => BenchModel(Options.Parse(rest, ["--steps", "--batch", "--text"], []), output),
                 ["bench", "adapters", .. var rest] => BenchAdapters(Options.Parse(rest, ["--tokens", "--repeats"], []), output),
+                ["data", .. var rest] => DataCommands.Run(rest, output),
                 ["site", .. var rest] => SiteCommands.Run(rest, output, error),
                 _ => throw new UsageException(args.Length == 0 ? "no command given." : $"unknown command '{string.Join(" ", args)}'."),
             };
