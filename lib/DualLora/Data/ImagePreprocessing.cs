@@ -23,9 +23,12 @@ public sealed record ImagePreprocessing(int ImageSize, int Channels, IReadOnlyLi
     /// <summary>
     /// The small model's preprocessing: grey, shortest side to the size, centre crop, pixels in [0, 1]
     /// unnormalised. The small encoder is trained from scratch on these pixels, so there are no pretraining
-    /// statistics to match, and [0, 1] keeps an empty (black) scene cell exactly zero.
+    /// statistics to match, and [0, 1] keeps a black background (Fashion-MNIST's) exactly zero.
     /// </summary>
-    public static ImagePreprocessing Grey(int imageSize) => new(imageSize, 1, [0f], [1f]);
+    public static ImagePreprocessing Grey(int imageSize) => new(imageSize, 1, Unnormalised, Unscaled);
+
+    // Shared, so that two equal preprocessings are equal records.
+    static readonly IReadOnlyList<float> Unnormalised = [0f], Unscaled = [1f];
 
     /// <summary>
     /// The preprocessing a tower's config implies: three channels are a real CLIP tower (CLIP's statistics),
@@ -57,6 +60,8 @@ public sealed record ImagePreprocessing(int ImageSize, int Channels, IReadOnlyLi
     /// <summary>Preprocesses a decoded image (any size) into (channels, size, size).</summary>
     public Tensor Preprocess(SKBitmap image)
     {
+        if (Channels is not (1 or 3) || Mean.Count != Channels || Std.Count != Channels)
+            throw new ArgumentException($"{Channels} channels with {Mean.Count} means and {Std.Count} stds: use 1 or 3 channels, one mean and std each.");
         // The shortest side becomes ImageSize; the longer side is truncated as CLIPImageProcessor computes it.
         var scale = (double)ImageSize / Math.Min(image.Width, image.Height);
         var width = Math.Max(ImageSize, (int)(image.Width * scale));

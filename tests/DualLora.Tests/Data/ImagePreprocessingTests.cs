@@ -33,6 +33,7 @@ public sealed class ImagePreprocessingTests
     {
         var small = ImagePreprocessing.ForVisionTower(LlavaConfig.Small().Vision);
         Assert.Equal((56, 1, 0f, 1f), (small.ImageSize, small.Channels, small.Mean[0], small.Std[0]));
+        Assert.Equal(ImagePreprocessing.Grey(56), small);
 
         var clip = ImagePreprocessing.ForVisionTower(new ClipVisionConfig(ImageSize: 336, PatchSize: 14, NumChannels: 3));
         Assert.Equal((336, 3), (clip.ImageSize, clip.Channels));
