@@ -46,6 +46,37 @@ public class SceneSuiteExportTests(ShippedFashionMnist fashion) : IClassFixture<
         }
     }
 
+    [Fact]
+    public void The_exported_folder_reads_back_through_the_LLaVA_reader_to_the_same_samples_and_pixels()
+    {
+        using var temp = new TempFolder();
+        var suite = SceneSuite.Build(fashion.Source, new SceneSuiteOptions(Seed: 4, TrainingScenes: 6, ValidationScenes: 3, EvaluationScenes: 3));
+        var exported = SceneSuiteExport.Write(suite, fashion.Source, temp.Path);
+        var smallModel = ImagePreprocessing.Grey(56);
+        foreach (var split in SceneSuite.Splits)
+        {
+            var data = LlavaInstructionData.Load(exported.JsonFiles[split]);
+            var samples = suite.Samples(split);
+            Assert.Equal(samples.Count, data.Samples.Count);
+            for (int i = 0; i < samples.Count; i++)
+            {
+                var read = data.Samples[i];
+                Assert.Equal(samples[i].Id, read.Id);
+                Assert.Equal(Path.Combine(temp.Path, "images", $"{SceneSuite.SplitName(split)}-{samples[i].SceneIndex:D5}.png"), read.ImagePath);
+                Assert.Equal([new ConversationTurn(TurnRole.Human, "<image>\n" + samples[i].Instruction), new ConversationTurn(TurnRole.Gpt, samples[i].Answer)], read.Turns);
+                Assert.Equal(new Dictionary<string, string> { ["task"] = samples[i].Task }, read.Extra);
+            }
+            foreach (var first in data.Samples.Zip(samples).Where(pair => pair.Second.Task == SceneTasks.All[0].Name))
+            {
+                using var scope = TorchSharp.torch.NewDisposeScope();
+                var pixels = suite.Scenes(split)[first.Second.SceneIndex].Render(fashion.Source);
+                var image = data.Image(first.First, smallModel);
+                Assert.Equal(new long[] { 1, 56, 56 }, image.shape);
+                TensorAssert.BitEqual(pixels, (image[0] * 255).round().to_type(TorchSharp.torch.ScalarType.Byte), first.First.Id);
+            }
+        }
+    }
+
     static byte[] DecodeGrey(string png)
     {
         using var codec = SKCodec.Create(png);
