@@ -18,10 +18,12 @@ public enum SampleFault
     WrongRoleOrder,
     EmptyAnswer,
     DuplicateId,
+    /// <summary>Truncation to the collator's maximum length cuts away every answer token; found when collating.</summary>
+    NoAnswerWithinMaxLength,
 }
 
 /// <summary>
-/// A refused sample: the message names the file, the sample id and the field. An <see cref="IOException"/>
+/// A refused sample: the message names the sample id, and the file and field when the fault is in the file. An <see cref="IOException"/>
 /// (the nearest base: <see cref="InvalidDataException"/>, used for whole-file faults, is sealed).
 /// </summary>
 public sealed class InstructionSampleException(SampleFault fault, string sampleId, string message, Exception? inner = null)
