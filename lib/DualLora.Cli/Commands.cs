@@ -23,6 +23,7 @@ public static class Commands
             Execute the given notebooks in the .NET Interactive C# kernel; write each in place (or into --output).
             """),
         new("env", "", "Print the runtime environment read from environment.json."),
+        new("data tokenizer", "--corpus FILE.txt --out DIR [--min-count N]", "Build the small model's SentencePiece tokenizer (DIR/tokenizer.model) from a text file, one text a line:\nevery word seen at least N times (default 1) is one token, other text falls back to characters or bytes."),
         new("bench model", "[--steps N] [--batch N] [--text N]", """
             Train the small default model (Dual-LoRA on the decoder, connector trainable) on random data and
             print its throughput in tokens/s and the live tensor count, which must stay flat.
@@ -83,6 +84,7 @@ public static class Commands
                 ["walkthrough", .. var rest] => Walkthrough(Options.Parse(rest, ["--profile", "--out"], ["--in-place"]), output),
                 ["notebooks", "run", .. var rest] => RunNotebooks(Options.Parse(rest, ["--output", "--profile"], []), output),
                 ["env"] => Environment(output),
+                ["data", "tokenizer", .. var rest] => TokenizerCommand.Run(Options.Parse(rest, ["--corpus", "--out", "--min-count"], []), output),
                 ["bench", "adapter-peak", var setting, var method, var tokens] => PrintPeak(setting, method, tokens, output),
                 ["bench", "model", .. var rest] => BenchModel(Options.Parse(rest, ["--steps", "--batch", "--text"], []), output),
                 ["bench", "adapters", .. var rest] => BenchAdapters(Options.Parse(rest, ["--tokens", "--repeats"], []), output),
