@@ -1,5 +1,6 @@
 using System.Globalization;
 using DualLora.Data;
+using DualLora.IO;
 using DualLora.Runtime;
 
 namespace DualLora.Cli;
@@ -35,6 +36,10 @@ static class DataCommands
             output.WriteLine($"  {exported.JsonFiles[split]}: {suite.Scenes(split).Count:N0} scenes, {suite.Samples(split).Count:N0} samples, " +
                              $"from {suite.SourceImages(split).Count:N0} source images");
         output.WriteLine($"  {exported.ImageFolder}: {exported.ImageCount:N0} PNGs, 56x56 grey");
+        // The text the small model's tokenizer is built from (data tokenizer --corpus).
+        string corpus = Path.Combine(Path.GetFullPath(folder), "training-corpus.txt");
+        AtomicFile.WriteAllText(corpus, string.Concat(suite.TrainingTexts().Select(text => text + "\n")));
+        output.WriteLine($"  {corpus}: the training instructions and answers, one a line");
         output.WriteLine();
         PrintMajorityRates(suite, output);
         return 0;

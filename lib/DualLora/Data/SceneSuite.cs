@@ -77,6 +77,12 @@ public sealed class SceneSuite
     /// <summary>A split's samples, scene by scene, each scene's in the order of <see cref="SceneTasks.All"/>.</summary>
     public IReadOnlyList<SceneSample> Samples(SceneSplit split) => samples[split];
 
+    /// <summary>
+    /// The texts the small model's tokenizer is built from: every training instruction and answer, in order.
+    /// Training only, so the evaluation split never shapes the vocabulary.
+    /// </summary>
+    public IEnumerable<string> TrainingTexts() => Samples(SceneSplit.Training).SelectMany(s => new[] { s.Instruction, s.Answer });
+
     /// <summary>Per task and split (in that order), the most common answer and its rate; ties go to the first answer in ordinal order.</summary>
     public IReadOnlyList<TaskMajority> MajorityRates() =>
         (from task in SceneTasks.All

@@ -20,7 +20,9 @@ public class DataCommandsTests
         Assert.Equal("", error);
         Assert.Equal(0, exit);
         Assert.Equal(13, Directory.GetFiles(temp.File("images"), "*.png").Length);
-        Assert.Equal(["evaluation.json", "training.json", "validation.json"], Directory.GetFiles(temp.Path).Select(Path.GetFileName).Order());
+        Assert.Equal(["evaluation.json", "training-corpus.txt", "training.json", "validation.json"], Directory.GetFiles(temp.Path).Select(Path.GetFileName).Order());
+        // The tokenizer's corpus: each of the 56 training samples' instruction and answer, one a line.
+        Assert.Equal(112, File.ReadAllLines(temp.File("training-corpus.txt")).Length);
         Assert.Contains("8 scenes, 56 samples", output);
         foreach (string task in new[] { "name", "group", "body_part", "count", "presence", "list", "reversed_list" })
             Assert.Contains($"\n{task} ", output);
