@@ -1,17 +1,8 @@
-using DualLora.Cli;
 
 namespace DualLora.Tests.Cli;
 
 public class CommandsTests
 {
-    static (int Exit, string Output, string Error) Run(params string[] args)
-    {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        int exit = Commands.Run(args, output, error);
-        return (exit, output.ToString(), error.ToString());
-    }
-
     [Theory]
     [InlineData("walkthrough", "--help")]
     [InlineData("walkthrough", "-h")]
@@ -24,7 +15,7 @@ public class CommandsTests
     [InlineData("site", "check", "--help")]
     public void Every_command_explains_itself_and_does_nothing_else(params string[] args)
     {
-        var (exit, output, error) = Run(args);
+        var (exit, output, error) = CommandLine.Run(args);
         Assert.Equal(0, exit);
         Assert.Equal("", error);
         string command = string.Join(" ", args.TakeWhile(a => !a.StartsWith('-')).Take(2).Where(a => a is not "smoke"));
@@ -36,7 +27,7 @@ public class CommandsTests
     [Fact]
     public void A_group_word_with_help_lists_the_commands_under_it()
     {
-        var (exit, output, _) = Run("bench", "--help");
+        var (exit, output, _) = CommandLine.Run("bench", "--help");
         Assert.Equal(0, exit);
         Assert.Contains("bench model", output);
         Assert.Contains("bench adapters", output);
@@ -48,7 +39,7 @@ public class CommandsTests
     [InlineData("help")]
     public void Help_alone_lists_every_command(string word)
     {
-        var (exit, output, _) = Run(word);
+        var (exit, output, _) = CommandLine.Run(word);
         Assert.Equal(0, exit);
         foreach (string command in new[] { "walkthrough", "notebooks run", "env", "bench model", "bench adapters", "site build", "site check" })
             Assert.Contains($"  {command}", output);
@@ -57,7 +48,7 @@ public class CommandsTests
     [Fact]
     public void An_unknown_option_is_a_usage_error_naming_it()
     {
-        var (exit, _, error) = Run("walkthrough", "--fast");
+        var (exit, _, error) = CommandLine.Run("walkthrough", "--fast");
         Assert.Equal(2, exit);
         Assert.Contains("unknown option '--fast'", error);
     }

@@ -1,22 +1,13 @@
-using DualLora.Cli;
 
 namespace DualLora.Tests.Cli;
 
 public class DataCommandsTests
 {
-    static (int Exit, string Output, string Error) Run(params string[] args)
-    {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        int exit = Commands.Run(args, output, error);
-        return (exit, output.ToString(), error.ToString());
-    }
-
     [Fact]
     public void Data_export_writes_the_suite_and_prints_every_tasks_chance_level()
     {
         using var temp = new TempFolder();
-        var (exit, output, error) = Run("data", "export", temp.Path, "--seed", "0", "--train", "8", "--validation", "2", "--evaluation", "3");
+        var (exit, output, error) = CommandLine.Run("data", "export", temp.Path, "--seed", "0", "--train", "8", "--validation", "2", "--evaluation", "3");
         Assert.Equal("", error);
         Assert.Equal(0, exit);
         Assert.Equal(13, Directory.GetFiles(temp.File("images"), "*.png").Length);
@@ -34,7 +25,7 @@ public class DataCommandsTests
     public void A_bad_number_is_a_usage_error_naming_the_option(string option, string value)
     {
         using var temp = new TempFolder();
-        var (exit, _, error) = Run("data", "export", temp.Path, option, value);
+        var (exit, _, error) = CommandLine.Run("data", "export", temp.Path, option, value);
         Assert.Equal(2, exit);
         Assert.Contains(option, error);
         Assert.Empty(Directory.GetFileSystemEntries(temp.Path));
@@ -43,7 +34,7 @@ public class DataCommandsTests
     [Fact]
     public void Data_export_explains_itself()
     {
-        var (exit, output, _) = Run("data", "export", "--help");
+        var (exit, output, _) = CommandLine.Run("data", "export", "--help");
         Assert.Equal(0, exit);
         Assert.Contains("  data export DIR [--seed N]", output);
     }

@@ -1,4 +1,3 @@
-using DualLora.Cli;
 using DualLora.Language;
 using DualLora.Multimodal;
 
@@ -6,14 +5,6 @@ namespace DualLora.Tests.Cli;
 
 public class TokenizerCommandTests
 {
-    static (int Exit, string Output, string Error) Run(params string[] args)
-    {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        int exit = Commands.Run(args, output, error);
-        return (exit, output.ToString(), error.ToString());
-    }
-
     [Fact]
     public void Data_tokenizer_writes_a_tokenizer_model_that_loads_as_a_LLaMA_tokenizer()
     {
@@ -22,7 +13,7 @@ public class TokenizerCommandTests
         File.WriteAllLines(temp.File("corpus.txt"), texts);
         string folder = temp.File("tokenizer");
 
-        var (exit, output, error) = Run("data", "tokenizer", "--corpus", temp.File("corpus.txt"), "--out", folder, "--min-count", "2");
+        var (exit, output, error) = CommandLine.Run("data", "tokenizer", "--corpus", temp.File("corpus.txt"), "--out", folder, "--min-count", "2");
         Assert.Equal(0, exit);
         Assert.Equal("", error);
         // Only "yes" is seen twice: the pieces are the same as the library builds for the same texts.
@@ -37,16 +28,16 @@ public class TokenizerCommandTests
     [Fact]
     public void Data_tokenizer_explains_itself_and_names_what_is_missing()
     {
-        var (exit, output, _) = Run("data", "tokenizer", "--help");
+        var (exit, output, _) = CommandLine.Run("data", "tokenizer", "--help");
         Assert.Equal(0, exit);
         Assert.Contains("  data tokenizer --corpus FILE.txt --out DIR", output);
 
-        (exit, _, var error) = Run("data", "tokenizer", "--out", "somewhere");
+        (exit, _, var error) = CommandLine.Run("data", "tokenizer", "--out", "somewhere");
         Assert.Equal(2, exit);
         Assert.Contains("data tokenizer needs --corpus FILE.txt", error);
 
         using var temp = new TempFolder();
-        (exit, _, error) = Run("data", "tokenizer", "--corpus", temp.File("missing.txt"), "--out", temp.Path);
+        (exit, _, error) = CommandLine.Run("data", "tokenizer", "--corpus", temp.File("missing.txt"), "--out", temp.Path);
         Assert.Equal(2, exit);
         Assert.Contains("missing.txt: no such corpus file", error);
     }
