@@ -63,7 +63,21 @@ public sealed class InstructionCollator
         new(tokenizer, tokenizer.BeginningOfSentenceId, tokenizer.EndOfSentenceId, tokenizer.UnknownId, preprocessing, maxLength);
 
     /// <summary>The whole conversation as input ids and labels, before truncation.</summary>
-    public (long[] InputIds, long[] Labels) Tokenize(InstructionSample sample)
+    public (long[] InputIds, long[] Labels) Tokenize(InstructionSample sample) => Tokenize(sample, sample.Turns.Count);
+
+    /// <summary>
+    /// The input ids of a generation prompt: the conversation up to its last answer, ending with
+    /// <c>ASSISTANT:</c>, so the model writes that answer.
+    /// </summary>
+    public long[] PromptIds(InstructionSample sample)
+    {
+        int lastAnswer = sample.Turns.Count - 1;
+        while (lastAnswer >= 0 && !sample.Turns[lastAnswer].IsAnswer) lastAnswer--;
+        if (lastAnswer < 0) throw new ArgumentException($"sample \"{sample.Id}\" has no answer to prompt for.", nameof(sample));
+        return Tokenize(sample, lastAnswer).InputIds;
+    }
+
+    (long[] InputIds, long[] Labels) Tokenize(InstructionSample sample, int turns)
     {
         var ids = new List<long> { BeginningOfSentenceId };
         var labels = new List<long> { LlavaConfig.IgnoreIndex };
@@ -76,7 +90,7 @@ public sealed class InstructionCollator
             }
         }
 
-        for (var turn = 0; turn < sample.Turns.Count; turn++)
+        for (var turn = 0; turn < turns; turn++)
         {
             var text = sample.Turns[turn].Text;
             if (sample.Turns[turn].IsAnswer)

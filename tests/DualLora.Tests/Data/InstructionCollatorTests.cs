@@ -137,6 +137,17 @@ public sealed class InstructionCollatorTests : IDisposable
     }
 
     [Fact]
+    public void A_generation_prompt_is_the_conversation_up_to_its_last_answer()
+    {
+        var collator = InstructionCollator.For(_tokenizer, Preprocessing);
+        var multi = _data.Samples.Single(s => s.Id == "multi");
+        // Everything before "▁One.</s>": the first exchange, then the second question and "ASSISTANT:".
+        Assert.Equal(MultiIds[..^(Chars("▁One.").Length + 1)], collator.PromptIds(multi));
+        var text = _data.Samples.Single(s => s.Id == "text");
+        Assert.Equal(TextIds[..(1 + 6 + 1 + 20)], collator.PromptIds(text));
+    }
+
+    [Fact]
     public void Truncation_that_leaves_no_answer_token_is_an_error_naming_the_sample()
     {
         using var scope = NewDisposeScope();
