@@ -28,6 +28,12 @@ public static class Commands
             Train the small default model (Dual-LoRA on the decoder, connector trainable) on random data and
             print its throughput in tokens/s and the live tensor count, which must stay flat.
             """),
+        new("bench data", "[--scenes N] [--batch N] [--steps N]", """
+            Export N training scenes of the scene suite (default 300: 2,100 samples) to a temp folder, then time
+            the data path over them (read the LLaVA JSON, decode the PNGs, collate batches of --batch, default 8)
+            against the small model's Dual-LoRA training step on the same batches (--steps, default 20); print
+            both in samples/s, their ratio (the goal: at least 10x) and the data loop's live tensor count.
+            """),
         new("bench adapters", "[--tokens N] [--repeats N]", """
             Time each adapter (forward, and forward + backward) and its peak memory, side by side, as ratios
             to LoRA: one layer at d = 4096, r = 32, and a q/v-adapted stack. Prints a table.
@@ -87,6 +93,7 @@ public static class Commands
                 ["data", "tokenizer", .. var rest] => TokenizerCommand.Run(Options.Parse(rest, ["--corpus", "--out", "--min-count"], []), output),
                 ["bench", "adapter-peak", var setting, var method, var tokens] => PrintPeak(setting, method, tokens, output),
                 ["bench", "model", .. var rest] => BenchModel(Options.Parse(rest, ["--steps", "--batch", "--text"], []), output),
+                ["bench", "data", .. var rest] => BenchData(Options.Parse(rest, ["--scenes", "--batch", "--steps"], []), output),
                 ["bench", "adapters", .. var rest] => BenchAdapters(Options.Parse(rest, ["--tokens", "--repeats"], []), output),
                 ["data", .. var rest] => DataCommands.Run(rest, output),
                 ["site", .. var rest] => SiteCommands.Run(rest, output, error),
@@ -132,6 +139,14 @@ public static class Commands
     {
         RuntimeEnvironment.Find().Apply();
         Benchmarks.ModelBenchmark.Run(options.Integer("--steps", 20), options.Integer("--batch", 8), options.Integer("--text", 32), output);
+        return 0;
+    }
+
+    static int BenchData(Options options, TextWriter output)
+    {
+        var environment = RuntimeEnvironment.Find();
+        environment.Apply();
+        Benchmarks.DataBenchmark.Run(environment, options.Integer("--scenes", 300), options.Integer("--batch", 8), options.Integer("--steps", 20), output);
         return 0;
     }
 

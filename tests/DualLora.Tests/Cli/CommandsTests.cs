@@ -10,6 +10,7 @@ public class CommandsTests
     [InlineData("notebooks", "run", "--help")]
     [InlineData("env", "--help")]
     [InlineData("bench", "model", "--help")]
+    [InlineData("bench", "data", "--help")]
     [InlineData("bench", "adapters", "--help")]
     [InlineData("site", "build", "--help")]
     [InlineData("site", "check", "--help")]
@@ -41,7 +42,7 @@ public class CommandsTests
     {
         var (exit, output, _) = CommandLine.Run(word);
         Assert.Equal(0, exit);
-        foreach (string command in new[] { "walkthrough", "notebooks run", "env", "bench model", "bench adapters", "site build", "site check" })
+        foreach (string command in new[] { "walkthrough", "notebooks run", "env", "bench model", "bench data", "bench adapters", "site build", "site check" })
             Assert.Contains($"  {command}", output);
     }
 
