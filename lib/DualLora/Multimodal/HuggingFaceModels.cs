@@ -26,12 +26,23 @@ public static class HuggingFaceModels
         bool llama = architectures.Any(n => n is "LlamaForCausalLM" or "LlavaLlamaForCausalLM") || modelType is "llama" or "llava" or "llava_llama";
         if (!llama)
             throw json.Error($"architecture [{string.Join(", ", architectures)}] (model_type \"{modelType}\") is not supported; expected LlamaForCausalLM.");
-        int hidden = json.Int("hidden_size"), heads = json.Int("num_attention_heads");
+        return LlamaFields(json, transformersDefaults: false);
+    }
+
+    /// <summary>
+    /// LLaMA's fields of a config object. With <paramref name="transformersDefaults"/> (a llava-hf <c>text_config</c>,
+    /// which lists only what differs from transformers' <c>LlamaConfig</c>), absent sizes take that class's
+    /// defaults (LLaMA-7B's); otherwise the sizes are required.
+    /// </summary>
+    static LlamaConfig LlamaFields(JsonObjectReader json, bool transformersDefaults)
+    {
+        int Size(string name, int fallback) => transformersDefaults ? json.OptionalInt(name) ?? fallback : json.Int(name);
+        int hidden = Size("hidden_size", 4096), heads = Size("num_attention_heads", 32);
         var config = new LlamaConfig(
-            VocabSize: json.Int("vocab_size"),
+            VocabSize: Size("vocab_size", 32000),
             HiddenSize: hidden,
-            IntermediateSize: json.Int("intermediate_size"),
-            NumHiddenLayers: json.Int("num_hidden_layers"),
+            IntermediateSize: Size("intermediate_size", 11008),
+            NumHiddenLayers: Size("num_hidden_layers", 32),
             NumAttentionHeads: heads,
             NumKeyValueHeads: json.OptionalInt("num_key_value_heads") ?? heads,
             RmsNormEps: json.OptionalDouble("rms_norm_eps") ?? 1e-6,
@@ -39,9 +50,9 @@ public static class HuggingFaceModels
             MaxPositionEmbeddings: json.OptionalInt("max_position_embeddings") ?? 2048,
             TieWordEmbeddings: json.OptionalBool("tie_word_embeddings") ?? false);
         if (json.Kind("rope_scaling") == JsonValueKind.Object)
-            throw json.Error("rope_scaling is not supported by this project's decoder.");
+            throw json.Error($"{json.FieldPath("rope_scaling")} is not supported by this project's decoder.");
         if (json.OptionalString("hidden_act") is { } act && act != "silu")
-            throw json.Error($"hidden_act \"{act}\" is not supported; LLaMA uses \"silu\".");
+            throw json.Error($"{json.FieldPath("hidden_act")} \"{act}\" is not supported; LLaMA uses \"silu\".");
         Validated(json, config.Validate);
         return config;
     }
@@ -70,19 +81,35 @@ public static class HuggingFaceModels
         string? modelType = json.OptionalString("model_type");
         if (!architectures.Any(n => n is "CLIPVisionModel" or "CLIPModel") && modelType is not ("clip_vision_model" or "clip"))
             throw json.Error($"architecture [{string.Join(", ", architectures)}] (model_type \"{modelType}\") is not supported; expected CLIPVisionModel or CLIPModel.");
+        return ClipFields(json, transformersDefaults: false);
+    }
+
+    /// <summary>
+    /// CLIP's vision fields of a config object. With <paramref name="transformersDefaults"/> (a llava-hf
+    /// <c>vision_config</c>, which lists only what differs from transformers' <c>CLIPVisionConfig</c>), absent
+    /// sizes take that class's defaults (ViT-B/32's: width 768, 12 layers, 224 px in 32 px patches); otherwise
+    /// the sizes are required.
+    /// </summary>
+    static ClipVisionConfig ClipFields(JsonObjectReader json, bool transformersDefaults)
+    {
+        int Size(string name, int fallback) => transformersDefaults ? json.OptionalInt(name) ?? fallback : json.Int(name);
         var config = new ClipVisionConfig(
-            HiddenSize: json.Int("hidden_size"),
-            IntermediateSize: json.Int("intermediate_size"),
-            NumHiddenLayers: json.Int("num_hidden_layers"),
-            NumAttentionHeads: json.Int("num_attention_heads"),
-            ImageSize: json.Int("image_size"),
-            PatchSize: json.Int("patch_size"),
+            HiddenSize: Size("hidden_size", 768),
+            IntermediateSize: Size("intermediate_size", 3072),
+            NumHiddenLayers: Size("num_hidden_layers", 12),
+            NumAttentionHeads: Size("num_attention_heads", 12),
+            ImageSize: Size("image_size", 224),
+            PatchSize: Size("patch_size", 32),
             NumChannels: json.OptionalInt("num_channels") ?? 3,
             LayerNormEps: json.OptionalDouble("layer_norm_eps") ?? 1e-5,
             HiddenAct: json.OptionalString("hidden_act") ?? "quick_gelu");
         Validated(json, config.Validate);
         return config;
     }
+
+    /// <summary>The vision tower of LLaVA-1.5, CLIP ViT-L/14 at 336 px: what a llava-hf config without <c>vision_config</c> means.</summary>
+    static readonly ClipVisionConfig ClipVitLarge336 = new(HiddenSize: 1024, IntermediateSize: 4096, NumHiddenLayers: 24, NumAttentionHeads: 16,
+        ImageSize: 336, PatchSize: 14, NumChannels: 3);
 
     /// <summary>A CLIP vision tower from a local folder (the text tower of a full CLIPModel file is ignored).</summary>
     public static ClipVisionModel LoadClipVision(string folder, ScalarType dtype = ScalarType.Float32)
@@ -97,14 +124,154 @@ public static class HuggingFaceModels
     }
 
     /// <summary>
-    /// LLaVA-1.5's projector weights (<c>model.mm_projector.0/2</c>, as in a LLaVA checkpoint, or
-    /// <c>mm_projector.0/2</c>) into a connector's projector; other keys of the file are left alone.
+    /// LLaVA-1.5's projector weights into a connector's projector; other keys of the file are left alone. The
+    /// keys may be the original LLaVA's (<c>model.mm_projector.0/2</c>, or <c>mm_projector.0/2</c>) or llava-hf's
+    /// (<c>multi_modal_projector.linear_1/2</c>, or <c>model.multi_modal_projector.linear_1/2</c> as newer
+    /// transformers save them); the layout is told by which of these prefixes the file's keys carry.
     /// </summary>
     public static void LoadLlavaProjector(VisionConnector connector, string folder)
     {
         using var checkpoint = SafetensorsCheckpoint.Open(folder);
-        string prefix = checkpoint.Contains("model.mm_projector.0.weight") ? "model.mm_projector." : "mm_projector.";
-        StrictWeights.Load(connector.mm_projector, checkpoint, key => prefix + key, ignorable: key => !key.StartsWith(prefix, StringComparison.Ordinal));
+        var projector = ProjectorLayout(checkpoint);
+        StrictWeights.Load(connector.mm_projector, checkpoint, projector.FileKey, ignorable: key => !key.StartsWith(projector.Prefix, StringComparison.Ordinal));
+    }
+
+    /// <summary>Where a checkpoint keeps the projector: its key prefix and the file key of each of <c>mm_projector</c>'s keys.</summary>
+    sealed record ProjectorKeys(string Prefix, bool HfNames)
+    {
+        /// <summary><c>0.weight</c> → <c>{prefix}0.weight</c>, or <c>{prefix}linear_1.weight</c> in llava-hf's names.</summary>
+        public string FileKey(string key) => Prefix + (!HfNames ? key
+            : key.StartsWith("0.", StringComparison.Ordinal) ? "linear_1." + key[2..]
+            : key.StartsWith("2.", StringComparison.Ordinal) ? "linear_2." + key[2..] : key);
+    }
+
+    static readonly ProjectorKeys[] ProjectorLayouts =
+    [
+        new("model.multi_modal_projector.", HfNames: true), new("multi_modal_projector.", HfNames: true),
+        new("model.mm_projector.", HfNames: false), new("mm_projector.", HfNames: false),
+    ];
+
+    /// <summary>The first layout whose prefix some key carries; the original LLaVA's when none does (so a missing key names that layout).</summary>
+    static ProjectorKeys ProjectorLayout(SafetensorsCheckpoint checkpoint)
+    {
+        var names = checkpoint.Names.ToList();
+        return ProjectorLayouts.FirstOrDefault(l => names.Any(n => n.StartsWith(l.Prefix, StringComparison.Ordinal)))
+            ?? (names.Any(n => n.StartsWith("model.", StringComparison.Ordinal)) ? ProjectorLayouts[2] : ProjectorLayouts[3]);
+    }
+
+    /// <summary>
+    /// A whole LLaVA-1.5 model from one local folder, in either layout, told by <c>config.json</c>:
+    /// <list type="bullet">
+    /// <item>llava-hf's <c>LlavaForConditionalGeneration</c> (<c>vision_config</c>, <c>text_config</c>): the vision tower,
+    /// the projector and the decoder all come from the folder. Keys as older transformers save them
+    /// (<c>vision_tower.vision_model.*</c>, <c>multi_modal_projector.linear_1/2.*</c>, <c>language_model.model.*</c>,
+    /// <c>language_model.lm_head.weight</c>) or as newer ones do (<c>model.vision_tower.*</c>,
+    /// <c>model.multi_modal_projector.*</c>, <c>model.language_model.*</c>, <c>lm_head.weight</c>).</item>
+    /// <item>the original LLaVA's <c>LlavaLlamaForCausalLM</c> (LLaMA fields at the top, <c>mm_vision_tower</c>): the decoder
+    /// (<c>model.*</c>, <c>lm_head.weight</c>) and the projector (<c>model.mm_projector.0/2</c>) come from the folder,
+    /// which does not hold the vision tower; that comes from <paramref name="visionTowerFolder"/>, a CLIP folder
+    /// (the model <c>mm_vision_tower</c> names).</item>
+    /// </list>
+    /// Neither layout has VCE: with <paramref name="vce"/> null the connector is LLaVA's projector alone; with a
+    /// <see cref="VceConfig"/>, VCE is new (randomly initialised) and only the projector loads. Every key of the model
+    /// must be in the files with its shape and every key of the files must be used, or the load stops and lists
+    /// what does not fit. Text keeps the project's image placeholder <see cref="LlavaConfig.ImageTokenId"/>; a llava-hf
+    /// tokenizer's <c>&lt;image&gt;</c> id (<c>image_token_index</c>) must be replaced by it.
+    /// </summary>
+    public static LlavaModel LoadLlava(string folder, VceConfig? vce = null, ScalarType dtype = ScalarType.Float32, string? visionTowerFolder = null)
+    {
+        var json = ReadConfig(folder);
+        var architectures = json.OptionalStringList("architectures") ?? [];
+        string? modelType = json.OptionalString("model_type");
+        bool hf = architectures.Contains("LlavaForConditionalGeneration")
+            || (modelType == "llava" && (json.Kind("vision_config") != JsonValueKind.Undefined || json.Kind("text_config") != JsonValueKind.Undefined));
+        bool original = !hf && (architectures.Contains("LlavaLlamaForCausalLM") || modelType is "llava" or "llava_llama");
+        if (!hf && !original)
+            throw json.Error($"architecture [{string.Join(", ", architectures)}] (model_type \"{modelType}\") is not a LLaVA model; expected LlavaForConditionalGeneration (llava-hf) or LlavaLlamaForCausalLM (LLaVA).");
+        return hf ? LoadLlavaHf(json, folder, vce, dtype, visionTowerFolder) : LoadOriginalLlava(json, folder, vce, dtype, visionTowerFolder);
+    }
+
+    static LlavaModel LoadLlavaHf(JsonObjectReader json, string folder, VceConfig? vce, ScalarType dtype, string? visionTowerFolder)
+    {
+        if (visionTowerFolder is not null)
+            throw new ArgumentException($"{json.File}: a llava-hf checkpoint holds its own vision tower; pass no vision tower folder.", nameof(visionTowerFolder));
+        var visionJson = json.OptionalObject("vision_config");
+        if (visionJson?.OptionalString("model_type") is { } visionType && visionType != "clip_vision_model")
+            throw visionJson.FieldError("model_type", $"is \"{visionType}\"; only a CLIP vision tower (\"clip_vision_model\") is supported.");
+        var vision = visionJson is null ? ClipVitLarge336 : ClipFields(visionJson, transformersDefaults: true);
+        var textJson = json.OptionalObject("text_config");
+        if (textJson?.OptionalString("model_type") is { } textType && textType != "llama")
+            throw textJson.FieldError("model_type", $"is \"{textType}\"; only a LLaMA decoder (\"llama\") is supported.");
+        var text = textJson is null ? new LlamaConfig(VocabSize: 32000, HiddenSize: 4096, IntermediateSize: 11008, NumHiddenLayers: 32, NumAttentionHeads: 32,
+            NumKeyValueHeads: 32, RmsNormEps: 1e-6, RopeTheta: 10000, MaxPositionEmbeddings: 2048) : LlamaFields(textJson, transformersDefaults: true);
+        if (json.OptionalBool("tie_word_embeddings") == true) text = text with { TieWordEmbeddings = true };
+
+        if (json.Kind("vision_feature_layer") is not (JsonValueKind.Undefined or JsonValueKind.Null or JsonValueKind.Number))
+            throw json.FieldError("vision_feature_layer", "is a list of layers; only one layer, -2 (LLaVA-1.5's), is supported.");
+        OnlySupported(json, "vision_feature_layer", json.OptionalInt("vision_feature_layer"), -2, "LLaVA-1.5's second-to-last layer");
+        OnlySupported(json, "vision_feature_select_strategy", json.OptionalString("vision_feature_select_strategy"), "default", "the class token dropped, as LLaVA-1.5 does");
+        OnlySupported(json, "projector_hidden_act", json.OptionalString("projector_hidden_act"), "gelu", "LLaVA-1.5's mlp2x_gelu");
+        OnlySupported(json, "multimodal_projector_bias", json.OptionalBool("multimodal_projector_bias"), true, "LLaVA-1.5's projector has biases");
+        json.OptionalInt("image_token_index");   // the tokenizer's <image> id; the model reads LlavaConfig.ImageTokenId instead
+
+        var model = new LlavaModel(new ClipVisionModel(vision, dtype), new LlamaForCausalLM(text, dtype), vce, dtype);
+        using var checkpoint = SafetensorsCheckpoint.Open(folder);
+        // Newer transformers nest the parts under "model." and keep lm_head at the top; older ones nest the decoder under "language_model.".
+        bool nested = checkpoint.Names.Any(n => n.StartsWith("model.", StringComparison.Ordinal));
+        var projector = new ProjectorKeys(nested ? "model.multi_modal_projector." : "multi_modal_projector.", HfNames: true);
+        string FileKey(string key) =>
+            key.StartsWith("connector.mm_projector.", StringComparison.Ordinal) ? projector.FileKey(key["connector.mm_projector.".Length..])
+            : key.StartsWith("language_model.model.", StringComparison.Ordinal) ? (nested ? "model.language_model." + key["language_model.model.".Length..] : key)
+            : key.StartsWith("language_model.lm_head.", StringComparison.Ordinal) ? (nested ? key["language_model.".Length..] : key)
+            : nested ? "model." + key : key;   // vision_tower.vision_model.*
+        LoadParts(model, checkpoint, FileKey, text.TieWordEmbeddings);
+        return model;
+    }
+
+    static LlavaModel LoadOriginalLlava(JsonObjectReader json, string folder, VceConfig? vce, ScalarType dtype, string? visionTowerFolder)
+    {
+        string tower = json.OptionalString("mm_vision_tower") ?? "a CLIP vision tower";
+        if (visionTowerFolder is null)
+            throw new ArgumentException($"{json.File}: an original LLaVA checkpoint does not hold its vision tower ({tower}); pass the folder of that CLIP model as the vision tower folder.", nameof(visionTowerFolder));
+        OnlySupported(json, "mm_vision_select_layer", json.OptionalInt("mm_vision_select_layer"), -2, "LLaVA-1.5's second-to-last layer");
+        OnlySupported(json, "mm_vision_select_feature", json.OptionalString("mm_vision_select_feature"), "patch", "the class token dropped");
+        OnlySupported(json, "mm_projector_type", json.OptionalString("mm_projector_type"), "mlp2x_gelu", "LLaVA-1.5's projector");
+        var text = LlamaFields(json, transformersDefaults: false);
+        var vision = LoadClipVision(visionTowerFolder, dtype);
+        if (json.OptionalInt("mm_hidden_size") is { } width && width != vision.Config.HiddenSize)
+            throw json.FieldError("mm_hidden_size", $"is {width}, but the vision tower's width is {vision.Config.HiddenSize}.");
+
+        var model = new LlavaModel(vision, new LlamaForCausalLM(text, dtype), vce, dtype);
+        using var checkpoint = SafetensorsCheckpoint.Open(folder);
+        var projector = new ProjectorKeys("model.mm_projector.", HfNames: false);
+        string FileKey(string key) =>
+            key.StartsWith("connector.mm_projector.", StringComparison.Ordinal) ? projector.FileKey(key["connector.mm_projector.".Length..])
+            : key["language_model.".Length..];
+        LoadParts(model, checkpoint, FileKey, text.TieWordEmbeddings, skipVisionTower: true);
+        return model;
+    }
+
+    /// <summary>
+    /// One strict load of the model's vision tower (unless skipped), projector and decoder; VCE, new in these layouts,
+    /// is left as initialised. A tied lm_head may be absent; it is the embedding either way.
+    /// </summary>
+    static void LoadParts(LlavaModel model, SafetensorsCheckpoint checkpoint, Func<string, string> fileKeyOf, bool tied, bool skipVisionTower = false)
+    {
+        var targets = model.state_dict()
+            .Where(kv => !kv.Key.StartsWith("connector.vce.", StringComparison.Ordinal)
+                && !(skipVisionTower && kv.Key.StartsWith("vision_tower.", StringComparison.Ordinal)))
+            .Select(kv => (kv.Key, kv.Value));
+        StrictWeights.Load(targets, checkpoint, fileKeyOf,
+            ignorable: key => key.EndsWith(".rotary_emb.inv_freq", StringComparison.Ordinal) || key.EndsWith("vision_model.embeddings.position_ids", StringComparison.Ordinal),
+            optional: key => tied && key == "language_model.lm_head.weight");
+        if (tied) model.language_model.lm_head.weight = model.language_model.model.embed_tokens.weight!;
+    }
+
+    /// <summary>A config value this project implements in one form only: absent is taken as that form, anything else is refused.</summary>
+    static void OnlySupported(JsonObjectReader json, string field, object? value, object supported, string why)
+    {
+        if (value is not null && !value.Equals(supported))
+            throw json.FieldError(field, $"is {JsonSerializer.Serialize(value)}; only {JsonSerializer.Serialize(supported)} ({why}) is supported.");
     }
 
     /// <summary>
