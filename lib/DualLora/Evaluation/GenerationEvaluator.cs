@@ -96,10 +96,17 @@ public sealed class GenerationEvaluator
 
     string Decode(IEnumerable<long> ids) => _tokenizer.Decode(ids.Select(id => (int)id)) ?? "";
 
-    /// <summary>The prompt as text, the image placeholder written as <c>&lt;image&gt;</c>, for reading the predictions by hand.</summary>
+    /// <summary>
+    /// The prompt as text (special tokens left out), the image written as <c>&lt;image&gt;</c> where its tokens go, for
+    /// reading the predictions by hand. The text is decoded whole and the placeholder inserted after the part
+    /// before it, because decoding the part after it alone would drop its leading space.
+    /// </summary>
     string PromptText(long[] ids)
     {
         int image = Array.IndexOf(ids, LlavaConfig.ImageTokenId);
-        return Decode(ids[..image]) + InstructionSample.ImagePlaceholder + Decode(ids[(image + 1)..]);
+        string before = Decode(ids[..image]), whole = Decode(ids.Where(id => id != LlavaConfig.ImageTokenId));
+        return whole.StartsWith(before, StringComparison.Ordinal)
+            ? before + InstructionSample.ImagePlaceholder + whole[before.Length..]
+            : before + InstructionSample.ImagePlaceholder + Decode(ids[(image + 1)..]);
     }
 }
