@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using DualLora.IO;
 
@@ -108,7 +109,7 @@ public sealed class EvaluationResult
         {
             foreach (var (prediction, kind, scores) in Predictions)
             {
-                using (var json = new Utf8JsonWriter(stream))
+                using (var json = new Utf8JsonWriter(stream, new JsonWriterOptions { Encoder = Readable }))
                 {
                     json.WriteStartObject();
                     json.WriteString("id", prediction.Id);
@@ -131,7 +132,7 @@ public sealed class EvaluationResult
         });
         AtomicFile.Write(Path.Combine(folder, MetricsFile), stream =>
         {
-            using var json = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true });
+            using var json = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true, Encoder = Readable });
             json.WriteStartObject();
             json.WriteStartArray("tasks");
             foreach (var row in Tasks) WriteRow(json, row);
@@ -141,6 +142,9 @@ public sealed class EvaluationResult
             json.WriteEndObject();
         });
     }
+
+    // Files meant to be read by hand: "<image>" and non-ASCII text as written, not as \u escapes (still valid JSON).
+    static readonly JavaScriptEncoder Readable = JavaScriptEncoder.UnsafeRelaxedJsonEscaping;
 
     static void WriteRow(Utf8JsonWriter json, TaskScores row)
     {

@@ -82,6 +82,7 @@ public sealed class GenerationEvaluatorTests : IDisposable
         Assert.Equal("One.", multi.GetProperty("reference").GetString());
         Assert.Equal("USER:<image> How many? ASSISTANT: Two. USER: And bags? ASSISTANT:", multi.GetProperty("prompt").GetString());
         Assert.Equal("all", multi.GetProperty("task").GetString());
+        Assert.Contains("\"prompt\":\"USER:<image> How many?", File.ReadAllText(Path.Combine(output, EvaluationResult.PredictionsFile)));   // readable, not \u003C
 
         using var metrics = JsonDocument.Parse(File.ReadAllText(Path.Combine(output, EvaluationResult.MetricsFile)));
         var rows = metrics.RootElement.GetProperty("tasks").EnumerateArray().ToList();
