@@ -6,11 +6,16 @@ namespace DualLora.Adapters;
 /// Which layers get an adapter and which other modules train, as in HF PEFT: target modules by name (an
 /// exact module path or its last segments, e.g. <c>q_proj</c> or <c>self_attn.q_proj</c>) or by a regular
 /// expression that must match the whole path; <see cref="ModulesToSave"/> names modules (the projector,
-/// VCE) whose own weights stay trainable and are saved with the adapter.
+/// VCE) whose own weights stay trainable and are saved with the adapter. With neither given, injection
+/// takes the model's own default (<see cref="IDefaultAdapterTargets"/>, as PEFT keeps one per
+/// architecture), else <see cref="DefaultTargetModules"/>.
 /// </summary>
 public abstract record AdapterConfig
 {
-    public IReadOnlyList<string> TargetModules { get; init; } = ["q_proj", "v_proj"];
+    /// <summary>METHOD.md §1: the attention's query and value projections.</summary>
+    public static readonly IReadOnlyList<string> DefaultTargetModules = ["q_proj", "v_proj"];
+
+    public IReadOnlyList<string>? TargetModules { get; init; }
     public string? TargetRegex { get; init; }
     public IReadOnlyList<string> ModulesToSave { get; init; } = [];
 
@@ -33,10 +38,22 @@ public abstract record AdapterConfig
     /// <summary>Throws <see cref="ArgumentException"/> naming the field at fault.</summary>
     public abstract void Validate();
 
+    /// <summary>This config with its targets spelled out for <paramref name="model"/>: the model's default when none is given.</summary>
+    public AdapterConfig WithTargetsFor(nn.Module model) =>
+        TargetRegex != null || TargetModules != null ? this
+        : model is IDefaultAdapterTargets own ? this with { TargetRegex = own.DefaultAdapterTargets }
+        : this with { TargetModules = DefaultTargetModules };
+
     protected static void Require(bool condition, string field, string fault)
     {
         if (!condition) throw new ArgumentException($"{field}: {fault}");
     }
+}
+
+/// <summary>A model that says which of its layers adapters target by default (a regular expression over module paths).</summary>
+public interface IDefaultAdapterTargets
+{
+    string DefaultAdapterTargets { get; }
 }
 
 /// <summary>LoRA (Hu et al.; HF PEFT): y = W0 x + b0 + s · B A dropout(x), s = α/r (rsLoRA: α/√r).</summary>

@@ -53,6 +53,26 @@ public static class AdapterFiles
         }
     }
 
+    /// <summary>
+    /// Loads a saved adapter's weights into adapters already injected (resuming a run): the folder's config must
+    /// equal <paramref name="handle"/>'s field for field, and the weights must fit exactly; every difference is
+    /// listed, and nothing is copied unless all fits.
+    /// </summary>
+    public static void LoadWeights(AdapterHandle handle, string folder)
+    {
+        string configPath = Path.Combine(folder, ConfigFile);
+        var saved = ConfigJson(ReadConfig(configPath));
+        var current = ConfigJson(handle.Config);
+        var differences = saved.Select(f => f.Key).Union(current.Select(f => f.Key))
+            .Select(key => (key, Saved: saved[key]?.ToJsonString() ?? "null", Current: current[key]?.ToJsonString() ?? "null"))
+            .Where(d => d.Saved != d.Current)
+            .Select(d => $"{d.key}: {d.Saved} in the file, {d.Current} in this run").ToList();
+        if (differences.Count > 0)
+            throw new InvalidDataException($"{configPath} describes another adapter:\n  {string.Join("\n  ", differences)}");
+        using var file = SafetensorsCheckpoint.Open(Path.Combine(folder, WeightsFile));
+        StrictWeights.Load(SavedParameters(handle).Select(p => (p.Key, (Tensor)p.Parameter)), file, key => key);
+    }
+
     static IEnumerable<(string Key, TorchSharp.Modules.Parameter Parameter)> SavedParameters(AdapterHandle handle)
     {
         foreach (var (name, parameter) in handle.AdapterNamedParameters()) yield return (Prefix + name, parameter);
@@ -67,7 +87,7 @@ public static class AdapterFiles
         {
             ["peft_type"] = config.PeftType,
             ["task_type"] = "CAUSAL_LM",
-            ["target_modules"] = config.TargetRegex is { } regex ? JsonValue.Create(regex) : new JsonArray(config.TargetModules.Select(t => (JsonNode)JsonValue.Create(t)!).ToArray()),
+            ["target_modules"] = config.TargetRegex is { } regex ? JsonValue.Create(regex) : new JsonArray((config.TargetModules ?? AdapterConfig.DefaultTargetModules).Select(t => (JsonNode)JsonValue.Create(t)!).ToArray()),
             ["modules_to_save"] = config.ModulesToSave.Count == 0 ? null : new JsonArray(config.ModulesToSave.Select(t => (JsonNode)JsonValue.Create(t)!).ToArray()),
             ["bias"] = "none",
             ["fan_in_fan_out"] = false,

@@ -12,6 +12,7 @@ public static class AdapterInjection
 {
     public static AdapterHandle Inject(nn.Module model, AdapterConfig config)
     {
+        config = config.WithTargetsFor(model);
         config.Validate();
         var targets = FindTargets(model, config);
         var trainable = FindModulesToSave(model, config);
@@ -47,22 +48,24 @@ public static class AdapterInjection
     /// <summary>Every <see cref="AdaptableLinear"/> whose path the config targets; an error if there is none.</summary>
     public static List<(string Path, AdaptableLinear Layer)> FindTargets(nn.Module model, AdapterConfig config)
     {
+        config = config.WithTargetsFor(model);
+        var names = config.TargetModules ?? [];
         var regex = config.TargetRegex is null ? null : new Regex($"^(?:{config.TargetRegex})$");
         bool Targeted(string path) => regex?.IsMatch(path)
-            ?? config.TargetModules.Any(t => path == t || path.EndsWith("." + t, StringComparison.Ordinal));
+            ?? names.Any(t => path == t || path.EndsWith("." + t, StringComparison.Ordinal));
 
         var targets = new List<(string, AdaptableLinear)>();
         foreach (var (path, module) in model.named_modules())
         {
             if (path.Length == 0 || !Targeted(path)) continue;
             if (module is AdaptableLinear layer) targets.Add((path, layer));
-            else if (regex is null && config.TargetModules.Contains(path.Split('.')[^1]))
+            else if (regex is null && names.Contains(path.Split('.')[^1]))
                 throw new ArgumentException($"target '{path}' is a {module.GetType().Name}, not an AdaptableLinear: only AdaptableLinear layers can carry adapters.");
         }
         if (targets.Count == 0)
         {
             var available = model.named_modules().Where(m => m.module is AdaptableLinear).Select(m => m.name).ToList();
-            string wanted = config.TargetRegex is null ? $"target_modules [{string.Join(", ", config.TargetModules)}]" : $"target regex '{config.TargetRegex}'";
+            string wanted = config.TargetRegex is null ? $"target_modules [{string.Join(", ", names)}]" : $"target regex '{config.TargetRegex}'";
             throw new ArgumentException($"{wanted} matched no AdaptableLinear layer; the model has: {(available.Count == 0 ? "none" : string.Join(", ", available))}.");
         }
         return targets;

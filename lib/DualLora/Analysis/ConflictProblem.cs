@@ -113,21 +113,17 @@ public sealed class ConflictProblem : IDisposable
         var generator = new Generator((ulong)seed + 1);
         using var model = NewModel();
         var handle = AdapterInjection.Inject(model, config);
-        var parameters = handle.TrainableNamedParameters().Select(p => p.Parameter).ToList();
-        using var optimizer = new AdamWOptimizer(parameters, Options.LearningRate, weightDecay: 0);
-        var curve = new List<(int, double)>();
-        model.train();
-        for (int step = 1; step <= Options.Steps; step++)
+        var stage = TrainingStage.AdaptersOnly(handle, Options.LearningRate);
+        var objective = new TrainingObjective<Tensor>(batch =>
         {
-            using var scope = NewDisposeScope();
-            var batch = randint(Options.TrainSamples, [Options.BatchSize], dtype: ScalarType.Int64, generator: generator);
-            optimizer.ZeroGrad();
             var loss = nn.functional.mse_loss(model.call(TrainInputs.index_select(0, batch)), TrainTargets.index_select(0, batch));
-            if (handle.AuxiliaryLoss() is { } auxiliary) loss = loss + auxiliary;
-            loss.backward();
-            optimizer.Step();
-            if (step % Options.LogEvery == 0 || step == 1) curve.Add((step, loss.item<double>()));
-        }
+            return handle.AuxiliaryLoss() is { } auxiliary ? loss + auxiliary : loss;
+        });
+        // A constant learning rate, no clipping and the generator as the injection left it: the problem's published runs.
+        var options = new TrainerOptions(Options.Steps) { Schedule = ScheduleKind.Constant, WarmupRatio = 0, MaxGradNorm = 0 };
+        using var trainer = new Trainer<Tensor>(model, stage, objective, options, handle);
+        var history = trainer.Train(BatchSource.Sequential(() => randint(Options.TrainSamples, [Options.BatchSize], dtype: ScalarType.Int64, generator: generator)));
+        var curve = history.Where(p => p.Step % Options.LogEvery == 0 || p.Step == 1).Select(p => (p.Step, p.Loss)).ToList();
         model.eval();
         inspect?.Invoke(model, handle);
         ConflictRun result;

@@ -1,18 +1,16 @@
+using DualLora.Adapters;
 using DualLora.Language;
 using DualLora.Vision;
 using static TorchSharp.torch;
 
 namespace DualLora.Multimodal;
 
-/// <summary>The parts of a LLaVA-style model and which of them train.</summary>
+/// <summary>The parts of a LLaVA-style model. What trains is the training stage's to say (<c>TrainingStage</c>).</summary>
 /// <param name="Vision">The CLIP vision tower.</param>
 /// <param name="Language">The LLaMA-style decoder.</param>
 /// <param name="Vce">VCE's settings, or null for LLaVA's plain projector.</param>
 /// <param name="SelectLayer">The hidden state projected without VCE (LLaVA-1.5: −2).</param>
-/// <param name="TrainVisionTower">Let the vision tower's weights train (frozen in the paper's recipe).</param>
-/// <param name="TrainLanguageModel">Let the decoder's base weights train (frozen in the paper's recipe; adapters train instead).</param>
-public sealed record LlavaConfig(ClipVisionConfig Vision, LlamaConfig Language, VceConfig? Vce = null, int SelectLayer = -2,
-    bool TrainVisionTower = false, bool TrainLanguageModel = false)
+public sealed record LlavaConfig(ClipVisionConfig Vision, LlamaConfig Language, VceConfig? Vce = null, int SelectLayer = -2)
 {
     /// <summary>
     /// The project's small CPU model: the default 8-layer CLIP encoder on 56 x 56 grey images (an 8 x 8
@@ -43,7 +41,7 @@ public sealed record LlavaOutput(Tensor Logits, Tensor? Loss, Tensor AttentionMa
 /// Modules: <c>vision_tower</c>, <c>connector</c> (<c>connector.vce</c>, <c>connector.mm_projector</c>) and
 /// <c>language_model</c> (<c>language_model.model.layers.N.self_attn.q_proj</c>, ...).
 /// </summary>
-public sealed class LlavaModel : nn.Module<MultimodalBatch, LlavaOutput>
+public sealed class LlavaModel : nn.Module<MultimodalBatch, LlavaOutput>, IDefaultAdapterTargets
 {
     public readonly ClipVisionModel vision_tower;
     public readonly VisionConnector connector;
@@ -54,9 +52,11 @@ public sealed class LlavaModel : nn.Module<MultimodalBatch, LlavaOutput>
     /// <summary>
     /// The adapters' default targets in this model (METHOD.md §1): q_proj and v_proj of every decoder layer and
     /// nothing else; the vision tower's own q_proj and v_proj are plain linear layers and stay untouched.
-    /// Use as <c>config with { TargetRegex = LlavaModel.DecoderQueryValue }</c>.
+    /// Injection uses it when a config names no targets: <c>AdapterInjection.Inject(model, new DualLoraConfig(Rank: 32))</c>.
     /// </summary>
     public const string DecoderQueryValue = @"language_model\.model\.layers\.\d+\.self_attn\.(q_proj|v_proj)";
+
+    public string DefaultAdapterTargets => DecoderQueryValue;
 
     public LlavaModel(LlavaConfig config, ScalarType? dtype = null)
         : this(config, new ClipVisionModel(config.Vision, dtype), new LlamaForCausalLM(config.Language, dtype), dtype)
@@ -76,8 +76,6 @@ public sealed class LlavaModel : nn.Module<MultimodalBatch, LlavaOutput>
         connector = new VisionConnector(config.Vision, config.Language.HiddenSize, config.Vce, config.SelectLayer, dtype);
         language_model = languageModel;
         RegisterComponents();
-        foreach (var p in vision_tower.parameters()) p.requires_grad = config.TrainVisionTower;
-        foreach (var p in language_model.parameters()) p.requires_grad = config.TrainLanguageModel;
     }
 
     public override LlavaOutput forward(MultimodalBatch batch)

@@ -17,23 +17,17 @@ public class TrainingMemoryTests
         var config = AdapterMathTests.ConfigFor(method, dropout: 0.05);
         if (config is MoeLoraConfig moe) config = moe with { AuxiliaryLossWeight = 0.01 };
         var handle = AdapterInjection.Inject(model, config);
-        model.train();
-        using var optimizer = new AdamWOptimizer(handle.TrainableNamedParameters().Select(p => p.Parameter), learningRate: 1e-3);
         var x = randn(16, 8);
         var target = randn(16, 8);
-        var liveCounts = new List<long>();
-        for (int step = 0; step < 1000; step++)
+        var objective = new TrainingObjective<int>(_ =>
         {
-            using (NewDisposeScope())
-            {
-                optimizer.ZeroGrad();
-                var loss = nn.functional.mse_loss(model.call(x), target);
-                if (handle.AuxiliaryLoss() is { } auxiliary) loss = loss + auxiliary;
-                loss.backward();
-                optimizer.Step();
-            }
-            if (step is 10 or 999) liveCounts.Add(DisposeScopeManager.Statistics.ThreadTotalLiveCount);
-        }
+            var loss = nn.functional.mse_loss(model.call(x), target);
+            return handle.AuxiliaryLoss() is { } auxiliary ? loss + auxiliary : loss;
+        });
+        using var trainer = new Trainer<int>(model, TrainingStage.AdaptersOnly(handle, 1e-3), objective, new TrainerOptions(1000) { Seed = 0 }, handle);
+        var liveCounts = new List<long>();
+        trainer.Progress += p => { if (p.Step is 11 or 1000) liveCounts.Add(DisposeScopeManager.Statistics.ThreadTotalLiveCount); };
+        trainer.Train(BatchSource.Of(position => 0));
         Assert.Equal(liveCounts[0], liveCounts[1]);
     }
 }

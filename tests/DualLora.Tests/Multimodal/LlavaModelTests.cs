@@ -71,26 +71,41 @@ public class LlavaModelTests
     }
 
     [Fact]
-    public void Only_the_connector_and_the_adapters_receive_gradients()
+    public void Each_stage_trains_exactly_what_the_recipe_says()
     {
         using var scope = NewDisposeScope();
         var model = Model(Tiny(new VceConfig(Heads: 2, Points: 2)));
+        var stage1 = TrainingStage.ConnectorOnly().Apply(model);
+        Assert.Equal(["connector"], stage1.Select(g => g.Name));
         model.call(Batch()).Loss!.backward();
         foreach (var (name, p) in model.named_parameters())
-            Assert.True((p.grad is not null) == name.StartsWith("connector."), $"{name}: gradient {(p.grad is null ? "absent" : "present")}");
+            Assert.True((p.grad is not null) == name.StartsWith("connector."), $"stage 1, {name}: gradient {(p.grad is null ? "absent" : "present")}");
 
         foreach (var p in model.parameters()) p.grad = null;
-        Assert.Contains("is a Linear, not an AdaptableLinear", Assert.Throws<ArgumentException>(() => AdapterInjection.Inject(model, new DualLoraConfig(Rank: 2))).Message);
-        var handle = AdapterInjection.Inject(model, new DualLoraConfig(Rank: 2, Dropout: 0) { TargetRegex = LlavaModel.DecoderQueryValue, ModulesToSave = ["connector"] });
+        // No targets given: the model's own default, the decoder's q_proj and v_proj (the vision tower's are plain Linear layers).
+        var handle = AdapterInjection.Inject(model, new DualLoraConfig(Rank: 2, Dropout: 0));
+        Assert.Equal(LlavaModel.DecoderQueryValue, handle.Config.TargetRegex);
         using (no_grad()) foreach (var (_, p) in handle.AdapterNamedParameters()) p.normal_(0, 0.1);
+        var stage2 = TrainingStage.AdaptersAndConnector(handle).Apply(model);
+        Assert.Equal([2e-4, 2e-5], stage2.Select(g => g.LearningRate));
         model.call(Batch()).Loss!.backward();
         foreach (var (name, p) in model.named_parameters())
         {
             bool trains = name.StartsWith("connector.") || name.Contains(".lora_");
-            Assert.True((p.grad is not null) == trains, $"{name}: gradient {(p.grad is null ? "absent" : "present")}");
+            Assert.True((p.grad is not null) == trains, $"stage 2, {name}: gradient {(p.grad is null ? "absent" : "present")}");
+            Assert.Equal(trains, stage2.Any(g => g.Parameters.Any(q => q.Name == name)));
         }
         Assert.Equal(["language_model.model.layers.0.self_attn.q_proj", "language_model.model.layers.0.self_attn.v_proj",
             "language_model.model.layers.1.self_attn.q_proj", "language_model.model.layers.1.self_attn.v_proj"], handle.Layers.Select(l => l.Path));
+    }
+
+    [Fact]
+    public void Targets_given_by_name_still_reach_the_vision_towers_plain_layers_as_an_error()
+    {
+        using var scope = NewDisposeScope();
+        var model = Model(Tiny());
+        var error = Assert.Throws<ArgumentException>(() => AdapterInjection.Inject(model, new DualLoraConfig(Rank: 2) { TargetModules = ["q_proj", "v_proj"] }));
+        Assert.Contains("is a Linear, not an AdaptableLinear", error.Message);
     }
 
     [Fact]
@@ -113,28 +128,17 @@ public class SmallModelTrainingTests
         var config = LlavaConfig.Small();
         var model = new LlavaModel(config);
         Assert.InRange(model.parameters().Sum(p => p.numel()), 2_000_000, 10_000_000);
-        var handle = AdapterInjection.Inject(model, new DualLoraConfig(Rank: 4) { TargetRegex = LlavaModel.DecoderQueryValue, ModulesToSave = ["connector"] });
-        using var optimizer = new AdamWOptimizer(handle.TrainableNamedParameters().Select(p => p.Parameter), learningRate: 1e-3);
+        var handle = AdapterInjection.Inject(model, new DualLoraConfig(Rank: 4));
         var ids = randint(3, config.Language.VocabSize, [2, 12], dtype: ScalarType.Int64);
         ids[.., 1] = LlavaConfig.ImageTokenId;
         var labels = ids.clone();
         labels[.., ..6] = LlavaConfig.IgnoreIndex;
         var batch = new MultimodalBatch(ids, ones_like(ids), randn(2, 1, 56, 56), labels);
-        model.train();
-        var losses = new List<float>();
+        var options = new TrainerOptions(60) { Schedule = ScheduleKind.Constant, WarmupRatio = 0, Seed = 0 };
+        using var trainer = new Trainer<MultimodalBatch>(model, TrainingStage.AdaptersAndConnector(handle, 1e-3, 1e-3), LlavaObjective.For(model, handle), options, handle);
         long live = 0;
-        for (int step = 0; step < 60; step++)
-        {
-            using (NewDisposeScope())
-            {
-                optimizer.ZeroGrad();
-                var loss = model.call(batch).Loss!;
-                loss.backward();
-                optimizer.Step();
-                losses.Add(loss.item<float>());
-            }
-            if (step == 5) live = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
-        }
+        trainer.Progress += p => { if (p.Step == 5) live = DisposeScopeManager.Statistics.ThreadTotalLiveCount; };
+        var losses = trainer.Train(BatchSource.Of(_ => batch)).Select(p => p.Loss).ToList();
         Assert.Equal(live, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
         Assert.True(losses[^1] < 0.7 * losses[0], $"the loss went from {losses[0]} to {losses[^1]} on a batch it sees every step");
     }
