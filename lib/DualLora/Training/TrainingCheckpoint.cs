@@ -96,8 +96,11 @@ public static class TrainingCheckpoint
         Compare("gradient accumulation", saved.GradientAccumulation, current.GradientAccumulation);
         Compare("seed", saved.Seed, current.Seed);
         Compare("parameters in the model", saved.ModelParameters, current.ModelParameters);
-        string Adapter(JsonObject? a) => a is null ? "none" : $"{a["peft_type"]} {a.ToJsonString()}";
-        if (Adapter(saved.Adapter) != Adapter(current.Adapter)) faults.Add($"adapter: {Adapter(saved.Adapter)} in the checkpoint, {Adapter(current.Adapter)} in this run");
+        if (saved.Adapter is null || current.Adapter is null)
+            Compare("adapter", saved.Adapter?["peft_type"]?.ToJsonString() ?? "none", current.Adapter?["peft_type"]?.ToJsonString() ?? "none");
+        else
+            foreach (string field in saved.Adapter.Select(f => f.Key).Union(current.Adapter.Select(f => f.Key)))
+                Compare($"adapter {field}", saved.Adapter[field]?.ToJsonString() ?? "absent", current.Adapter[field]?.ToJsonString() ?? "absent");
         foreach (var (name, shape) in saved.Trainable)
         {
             if (!current.Trainable.TryGetValue(name, out var mine)) faults.Add($"'{name}' trains in the checkpoint, not in this run");
