@@ -27,8 +27,8 @@ public static class Commands
         new("bench train", "[--steps N] [--batch N] [--text N] [--checkpoint-every N] [--rounds N]", """
             Train the small default model (Dual-LoRA on the decoder, connector trainable; with and without VCE) on
             random batches of --batch (default 8) x --text tokens (default 32) through the trainer, --steps steps
-            (default 400) with a checkpoint every --checkpoint-every (default 100), and a bare loop on a copy, in
-            --rounds turns (default 8); print parameters, ms/step of both, the trainer's overhead (goal: at most
+            (default 1000) with a checkpoint every --checkpoint-every (default 100), and a bare loop on a copy, in
+            --rounds turns (default 10); print parameters, ms/step of both, the trainer's overhead (goal: at most
             5 %), tokens/s, the checkpoint write time, and the live tensors and RSS over the run, which must stay flat.
             """),
         new("bench data", "[--scenes N] [--batch N] [--steps N]", """
@@ -141,8 +141,8 @@ public static class Commands
     static int BenchTrain(Options options, TextWriter output)
     {
         RuntimeEnvironment.Find().Apply();
-        Benchmarks.TrainBenchmark.Run(new Benchmarks.TrainBenchmark.Settings(options.Integer("--steps", 400), options.Integer("--batch", 8),
-            options.Integer("--text", 32), options.Integer("--checkpoint-every", 100), options.Integer("--rounds", 8)), output);
+        Benchmarks.TrainBenchmark.Run(new Benchmarks.TrainBenchmark.Settings(options.Integer("--steps", 1000), options.Integer("--batch", 8),
+            options.Integer("--text", 32), options.Integer("--checkpoint-every", 100), options.Integer("--rounds", 10)), output);
         return 0;
     }
 
