@@ -34,8 +34,9 @@ public static class Commands
         new("bench data", "[--scenes N] [--batch N] [--steps N]", """
             Export N training scenes of the scene suite (default 300: 2,100 samples) to a temp folder, then time
             the data path over them (read the LLaVA JSON, decode the PNGs, collate batches of --batch, default 8)
-            against the small model's Dual-LoRA training step through the trainer on the same batches (--steps, default 20); print
-            both in samples/s, their ratio (the goal: at least 10x) and the data loop's live tensor count.
+            against the small model's Dual-LoRA training step through the trainer on the same batches (--steps,
+            default 20); print both in samples/s, their ratio (the goal: at least 10x) and the data loop's live
+            tensor count.
             """),
         new("bench adapters", "[--tokens N] [--repeats N]", """
             Time each adapter (forward, and forward + backward) and its peak memory, side by side, as ratios
