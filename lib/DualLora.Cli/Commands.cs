@@ -24,15 +24,19 @@ public static class Commands
             """),
         new("env", "", "Print the runtime environment read from environment.json."),
         new("data tokenizer", "--corpus FILE.txt --out DIR [--min-count N]", "Build the small model's SentencePiece tokenizer (DIR/tokenizer.model) from a text file, one text a line:\nevery word seen at least N times (default 1) is one token, other text falls back to characters or bytes."),
-        new("bench model", "[--steps N] [--batch N] [--text N]", """
-            Train the small default model (Dual-LoRA on the decoder, connector trainable) on random data and
-            print its throughput in tokens/s and the live tensor count, which must stay flat.
+        new("bench train", "[--steps N] [--batch N] [--text N] [--checkpoint-every N] [--rounds N]", """
+            Train the small default model (Dual-LoRA on the decoder, connector trainable; with and without VCE) on
+            random batches of --batch (default 8) x --text tokens (default 32) through the trainer, --steps steps
+            (default 1000) with a checkpoint every --checkpoint-every (default 100), and a bare loop on a copy, in
+            --rounds turns (default 10); print parameters, ms/step of both, the trainer's overhead (goal: at most
+            5 %), tokens/s, the checkpoint write time, and the live tensors and RSS over the run, which must stay flat.
             """),
         new("bench data", "[--scenes N] [--batch N] [--steps N]", """
             Export N training scenes of the scene suite (default 300: 2,100 samples) to a temp folder, then time
             the data path over them (read the LLaVA JSON, decode the PNGs, collate batches of --batch, default 8)
-            against the small model's Dual-LoRA training step on the same batches (--steps, default 20); print
-            both in samples/s, their ratio (the goal: at least 10x) and the data loop's live tensor count.
+            against the small model's Dual-LoRA training step through the trainer on the same batches (--steps,
+            default 20); print both in samples/s, their ratio (the goal: at least 10x) and the data loop's live
+            tensor count.
             """),
         new("bench adapters", "[--tokens N] [--repeats N]", """
             Time each adapter (forward, and forward + backward) and its peak memory, side by side, as ratios
@@ -92,7 +96,7 @@ public static class Commands
                 ["env"] => Environment(output),
                 ["data", "tokenizer", .. var rest] => TokenizerCommand.Run(Options.Parse(rest, ["--corpus", "--out", "--min-count"], []), output),
                 ["bench", "adapter-peak", var setting, var method, var tokens] => PrintPeak(setting, method, tokens, output),
-                ["bench", "model", .. var rest] => BenchModel(Options.Parse(rest, ["--steps", "--batch", "--text"], []), output),
+                ["bench", "train", .. var rest] => BenchTrain(Options.Parse(rest, ["--steps", "--batch", "--text", "--checkpoint-every", "--rounds"], []), output),
                 ["bench", "data", .. var rest] => BenchData(Options.Parse(rest, ["--scenes", "--batch", "--steps"], []), output),
                 ["bench", "adapters", .. var rest] => BenchAdapters(Options.Parse(rest, ["--tokens", "--repeats"], []), output),
                 ["data", .. var rest] => DataCommands.Run(rest, output),
@@ -135,10 +139,11 @@ public static class Commands
         return 0;
     }
 
-    static int BenchModel(Options options, TextWriter output)
+    static int BenchTrain(Options options, TextWriter output)
     {
         RuntimeEnvironment.Find().Apply();
-        Benchmarks.ModelBenchmark.Run(options.Integer("--steps", 20), options.Integer("--batch", 8), options.Integer("--text", 32), output);
+        Benchmarks.TrainBenchmark.Run(new Benchmarks.TrainBenchmark.Settings(options.Integer("--steps", 1000), options.Integer("--batch", 8),
+            options.Integer("--text", 32), options.Integer("--checkpoint-every", 100), options.Integer("--rounds", 10)), output);
         return 0;
     }
 

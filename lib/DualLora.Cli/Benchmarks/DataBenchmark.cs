@@ -79,32 +79,30 @@ public static class DataBenchmark
     }
 
     /// <summary>
-    /// The small model's training step (Dual-LoRA on q and v, connector trainable, AdamW) on the data path's
-    /// batches, in order and from the start again when the steps outnumber them; collated before the clock starts.
+    /// The small model's training step through the trainer (stage 2: Dual-LoRA on its default targets and the
+    /// connector, AdamW, clipping; nothing written) on the data path's batches, in order and from the start
+    /// again when the steps outnumber them; collated before the clock starts.
     /// </summary>
     static Measurement MeasureTraining(LlavaConfig config, LlavaInstructionData data, InstructionCollator collator, int batchSize, int steps)
     {
         torch.manual_seed(0);
         using var model = new LlavaModel(config);
-        var handle = AdapterInjection.Inject(model, new DualLoraConfig(Rank: 8) { TargetRegex = LlavaModel.DecoderQueryValue, ModulesToSave = ["connector"] });
-        using var optimizer = new AdamWOptimizer(handle.TrainableNamedParameters().Select(p => p.Parameter), learningRate: 1e-3);
+        var adapters = AdapterInjection.Inject(model, new DualLoraConfig(Rank: 8));
         int available = data.Samples.Count / batchSize;
         using var batchesScope = NewDisposeScope();
         var batches = Enumerable.Range(0, Math.Min(available, steps + WarmUpSteps))
             .Select(batch => collator.Collate(data, Slice(data, batch, batchSize)).Batch).ToList();
-        model.train();
-        long liveBefore = 0;
+        using var trainer = new Trainer<MultimodalBatch>(model, TrainingStage.AdaptersAndConnector(adapters), LlavaObjective.For(model, adapters),
+            new TrainerOptions(steps + WarmUpSteps), adapters);
+        long liveBefore = 0, liveAfter = 0;
         var clock = new Stopwatch();
-        for (int step = 0; step < steps + WarmUpSteps; step++)
+        trainer.Progress += progress =>
         {
-            if (step == WarmUpSteps) { clock.Start(); liveBefore = DisposeScopeManager.Statistics.ThreadTotalLiveCount; }
-            using var scope = NewDisposeScope();
-            optimizer.ZeroGrad();
-            model.call(batches[step % batches.Count]).Loss!.backward();
-            optimizer.Step();
-        }
-        clock.Stop();
-        return new Measurement("training step (Dual-LoRA + VCE)", steps * batchSize, steps, clock.Elapsed.TotalSeconds, liveBefore, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+            if (progress.Step == WarmUpSteps) { clock.Start(); liveBefore = DisposeScopeManager.Statistics.ThreadTotalLiveCount; }
+            if (progress.Step == trainer.Options.Steps) { clock.Stop(); liveAfter = DisposeScopeManager.Statistics.ThreadTotalLiveCount; }
+        };
+        trainer.Train(BatchSource.Of(position => batches[(int)(position % batches.Count)]));
+        return new Measurement("training step (Dual-LoRA + VCE)", steps * batchSize, steps, clock.Elapsed.TotalSeconds, liveBefore, liveAfter);
     }
 
     static List<InstructionSample> Slice(LlavaInstructionData data, int batch, int batchSize) =>
@@ -113,7 +111,7 @@ public static class DataBenchmark
     static void Print(Measurement data, Measurement training, int scenes, int batchSize, TextWriter output)
     {
         output.WriteLine($"The data path against the small model's training step on {torch.get_num_threads()} threads: {scenes} exported training scenes, " +
-                         $"batches of {batchSize}, training timed after {WarmUpSteps} warm-up steps (AdamW).");
+                         $"batches of {batchSize}, training through the trainer timed after {WarmUpSteps} warm-up steps (AdamW).");
         output.WriteLine($"{"path",-32} {"samples",8} {"batches",8} {"seconds",8} {"samples/s",10} {"live tensors",13}");
         foreach (var row in new[] { data, training })
             output.WriteLine($"{row.Path,-32} {Number(row.Samples, "N0"),8} {Number(row.Batches, "N0"),8} {Number(row.Seconds, "F2"),8} " +

@@ -9,7 +9,7 @@ public class CommandsTests
     [InlineData("walkthrough", "--profile", "smoke", "--help")]
     [InlineData("notebooks", "run", "--help")]
     [InlineData("env", "--help")]
-    [InlineData("bench", "model", "--help")]
+    [InlineData("bench", "train", "--help")]
     [InlineData("bench", "data", "--help")]
     [InlineData("bench", "adapters", "--help")]
     [InlineData("site", "build", "--help")]
@@ -30,7 +30,7 @@ public class CommandsTests
     {
         var (exit, output, _) = CommandLine.Run("bench", "--help");
         Assert.Equal(0, exit);
-        Assert.Contains("bench model", output);
+        Assert.Contains("bench train", output);
         Assert.Contains("bench adapters", output);
         Assert.DoesNotContain("walkthrough", output);
     }
@@ -42,7 +42,7 @@ public class CommandsTests
     {
         var (exit, output, _) = CommandLine.Run(word);
         Assert.Equal(0, exit);
-        foreach (string command in new[] { "walkthrough", "notebooks run", "env", "bench model", "bench data", "bench adapters", "site build", "site check" })
+        foreach (string command in new[] { "walkthrough", "notebooks run", "env", "bench train", "bench data", "bench adapters", "site build", "site check" })
             Assert.Contains($"  {command}", output);
     }
 
