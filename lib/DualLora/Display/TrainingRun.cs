@@ -31,12 +31,13 @@ public sealed record TrainingRun(string Name, IReadOnlyList<(int Step, double Lo
             JsonNode? json;
             try { json = JsonNode.Parse(line); }
             catch (JsonException e) { throw new InvalidDataException($"{file}, line {number}: not valid JSON ({e.Message}).", e); }
-            losses.Add((Field(json, "step", file, number).GetValue<int>(), Field(json, "loss", file, number).GetValue<double>()));
+            losses.Add((Number<int>(json, "step", file, number), Number<double>(json, "loss", file, number)));
         }
         if (losses.Count == 0) throw new InvalidDataException($"{file}: no steps recorded.");
         return new(name ?? Path.GetFileName(Path.GetDirectoryName(Path.GetFullPath(file))) ?? file, losses);
     }
 
-    static JsonValue Field(JsonNode? json, string field, string file, int line) =>
-        json?[field] as JsonValue ?? throw new InvalidDataException($"{file}, line {line}: field '{field}' is missing or not a number.");
+    static T Number<T>(JsonNode? json, string field, string file, int line) =>
+        json?[field] is JsonValue value && value.TryGetValue(out T? number) && number is not null ? number
+            : throw new InvalidDataException($"{file}, line {line}: field '{field}' is missing or not {(typeof(T) == typeof(int) ? "a whole number" : "a number")}.");
 }

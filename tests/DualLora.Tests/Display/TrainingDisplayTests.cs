@@ -120,6 +120,8 @@ public class TrainingDisplayTests
     [Theory]
     [InlineData("{\"step\":1,\"loss\":2}\n{\"step\":2}\n", "line 2: field 'loss'")]
     [InlineData("{\"step\":1,\"loss\":2}\nnot json\n", "line 2: not valid JSON")]
+    [InlineData("{\"step\":1.5,\"loss\":2}\n", "line 1: field 'step' is missing or not a whole number")]
+    [InlineData("{\"step\":1,\"loss\":\"low\"}\n", "line 1: field 'loss' is missing or not a number")]
     [InlineData("", "no steps recorded")]
     public void A_broken_metrics_file_is_refused_naming_the_file_line_and_field(string content, string expected)
     {
