@@ -7,8 +7,10 @@ namespace DualLora.Cli.Notebooks;
 /// <summary>
 /// One cell's outputs in nbformat 4 form, built from the kernel's events in the order they happened:
 /// console text as "stream" outputs (consecutive writes to one stream joined, as Jupyter does), displayed
-/// values as "display_data" (an update replaces the value it updates, as VS Code shows it), the return
-/// value as "execute_result". Text is stored as a list of lines; image/png stays one base64 string.
+/// values as "display_data", the return value as "execute_result". An update replaces the output with its
+/// display id in place, as Jupyter's update_display_data does, so a progress display updated a thousand
+/// times stays one output; an update whose id no output has becomes a new output, as VS Code shows it, which
+/// its later updates replace. Text is stored as a list of lines; image/png stays one base64 string.
 /// </summary>
 sealed class NotebookOutputs
 {

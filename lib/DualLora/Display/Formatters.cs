@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text;
+using DualLora.Training;
 using Microsoft.DotNet.Interactive.Formatting;
 using TorchSharp;
 
@@ -10,7 +11,7 @@ namespace DualLora.Display;
 /// (the same API the VS Code kernel and the project's headless runner use): tensors as a small table
 /// with their shape and dtype, <see cref="PngImage"/> as image/png, <see cref="Figure"/>s (charts,
 /// heatmaps) as HTML around a static SVG, <see cref="SourceListing"/> as code with its file and lines,
-/// <see cref="Table"/> as a flat table.
+/// <see cref="Table"/> as a flat table, <see cref="TrainingProgress"/> as the block <see cref="TrainingDisplay"/> updates.
 /// Call once at the top of a notebook.
 /// </summary>
 public static class Formatters
@@ -42,6 +43,8 @@ public static class Formatters
             Formatter.Register<SourceListing>((listing, writer) => writer.Write(listing.ToString()), "text/plain");
             Formatter.Register<Table>((table, writer) => writer.Write(table.ToHtml()), "text/html");
             Formatter.Register<Table>((table, writer) => writer.Write(table.ToString()), "text/plain");
+            Formatter.Register<TrainingProgress>((progress, writer) => writer.Write(TrainingDisplay.Html(progress)), "text/html");
+            Formatter.Register<TrainingProgress>((progress, writer) => writer.Write(TrainingDisplay.Text(progress)), "text/plain");
             registered = true;
         }
     }

@@ -72,9 +72,22 @@ public class NotebookRunnerTests
         string path = WriteNotebook(temp, ("code", "var shown = display(\"first\");\nshown.Update(\"second\");\nshown.Update(\"third\");"));
         Runner().Run(path, Path.Combine(temp.Path, "out"));
         var outputs = OutputsOf(Path.Combine(temp.Path, "out", "test.ipynb"), 0);
-        // This kernel build publishes the updates under another id than the first display (VS Code shows the
-        // same two outputs); the updates replace each other, so "second" is gone.
+        // This kernel build's display() returns another value than the one it published, so the updates carry an
+        // id no output has (VS Code shows the same two outputs; Jupyter drops them). They replace each other.
         Assert.Equal(["first", "third"], outputs.Select(o => Text(o!["data"]!["text/plain"])));
+    }
+
+    [Fact]
+    public void A_live_display_updated_fifty_times_is_one_output_with_the_last_value()
+    {
+        using var temp = new TempFolder();
+        string path = WriteNotebook(temp,
+            ("code", LibraryReference),
+            ("code", "Console.WriteLine(\"before\");\nvar live = DualLora.Display.LiveDisplay.Show(\"step 0\");\nfor (int i = 1; i <= 50; i++) live.Update($\"step {i}\");\nConsole.WriteLine(\"after\");"));
+        Runner().Run(path, Path.Combine(temp.Path, "out"));
+        var outputs = OutputsOf(Path.Combine(temp.Path, "out", "test.ipynb"), 1);
+        Assert.Equal(["stream", "display_data", "stream"], outputs.Select(o => o!["output_type"]!.GetValue<string>()));
+        Assert.Equal("step 50", Text(outputs[1]!["data"]!["text/plain"]));
     }
 
     [Theory]
