@@ -1,3 +1,4 @@
+using DualLora.Data;
 using DualLora.Evaluation;
 using DualLora.Pipelines;
 using DualLora.Runtime;
@@ -25,9 +26,20 @@ static class EvalCommand
         var defaults = new EvaluationOptions();
         var evaluation = new EvaluationOptions(options.Integer("--batch", defaults.BatchSize), options.Integer("--max-new-tokens", defaults.MaxNewTokens));
 
+        LlavaInstructionData samples;
+        try
+        {
+            samples = LlavaInstructionData.Load(data, options.Value("--images"));
+        }
+        catch (IOException e) when (e is not FileNotFoundException)   // a bad sample, a missing image or image folder
+        {
+            throw new InvalidDataException(e.Message, e);
+        }
+        if (samples.Samples.Count == 0) throw new InvalidDataException($"{Path.GetFullPath(data)}: no samples to evaluate.");
+
         var device = RuntimeEnvironment.Find().Apply();
         using var model = runFolder is not null ? FineTunedModel.FromRun(runFolder, device) : FineTunedModel.Base(modelFolder!, options.Value("--tokenizer"), device);
-        var result = model.Evaluate(data, options.Value("--images"), evaluation, outFolder);
+        var result = model.Evaluate(samples, evaluation, outFolder);
         output.WriteLine($"eval: {result.Overall.Count} samples of {data}{(model.Adapters is null ? "" : $", adapter {model.Adapters.Config.PeftType}")}");
         output.WriteLine(result.ToMarkdown());
         output.WriteLine($"written: {Path.Combine(Path.GetFullPath(outFolder), EvaluationResult.PredictionsFile)}, {Path.Combine(Path.GetFullPath(outFolder), EvaluationResult.MetricsFile)}");

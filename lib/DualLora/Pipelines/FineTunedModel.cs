@@ -75,11 +75,9 @@ public sealed class FineTunedModel : IDisposable
         }
     }
 
-    /// <summary>Evaluates on a LLaVA JSON file (images resolved against <paramref name="imageFolder"/>, by default the file's folder) and writes predictions.jsonl and metrics.json into <paramref name="outFolder"/>.</summary>
-    public EvaluationResult Evaluate(string dataFile, string? imageFolder, EvaluationOptions options, string outFolder)
+    /// <summary>Evaluates on LLaVA instruction data and writes predictions.jsonl and metrics.json into <paramref name="outFolder"/>.</summary>
+    public EvaluationResult Evaluate(LlavaInstructionData data, EvaluationOptions options, string outFolder)
     {
-        var data = LlavaInstructionData.Load(dataFile, imageFolder);
-        if (data.Samples.Count == 0) throw new InvalidDataException($"{dataFile}: no samples to evaluate.");
         var result = new GenerationEvaluator(Model, Tokenizer, Collator, options).Evaluate(data);
         result.Write(outFolder);
         return result;

@@ -4,6 +4,7 @@ using DualLora.Evaluation;
 using DualLora.IO;
 using DualLora.Multimodal;
 using DualLora.Training;
+using DualLora.Vision;
 using Microsoft.ML.Tokenizers;
 using SkiaSharp;
 using TorchSharp;
@@ -76,7 +77,7 @@ public sealed class FineTuning : IDisposable
         T Checked<T>(string field, Func<T> load)
         {
             try { return load(); }
-            catch (Exception e) when (e is IOException or ArgumentException or InvalidOperationException or UnauthorizedAccessException)
+            catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or InvalidOperationException or UnauthorizedAccessException)
             {
                 throw Fault(field, e.Message, e);
             }
@@ -94,18 +95,24 @@ public sealed class FineTuning : IDisposable
         if (training.Samples.Count < config.BatchSize)
             throw Fault("batch_size", $"is {config.BatchSize}, but {config.Data.Train} has {training.Samples.Count} samples: not one full batch.");
         if (evaluation is { Samples.Count: 0 }) throw Fault("data.evaluation", $"{evaluation.File} holds no samples.");
-        int Steps(string stage, StageLength length)
-        {
-            int steps = length.StepsFor(training.Samples.Count, config.BatchSize, config.GradientAccumulation);
-            if (steps < 1 && !length.IsZero)
-                throw Fault($"stages.{stage}.epochs", $"is {length.Epochs}: less than one optimizer step of {config.BatchSize * config.GradientAccumulation} samples over {training.Samples.Count}.");
-            return Math.Max(steps, 0);
-        }
-        int stage1Steps = Steps("stage1", config.Stage1.Length), stage2Steps = Steps("stage2", config.Stage2.Length);
+        int stage1Steps = config.Stage1.Length.StepsFor(training.Samples.Count, config.BatchSize, config.GradientAccumulation);
+        int stage2Steps = config.Stage2.Length.StepsFor(training.Samples.Count, config.BatchSize, config.GradientAccumulation);
 
         var tokenizer = Checked("tokenizer", () => LoadTokenizer(config.Tokenizer));
         manual_seed(config.Seed);   // VCE's initial weights
-        var model = Checked("model", () => HuggingFaceModels.LoadLlava(config.Model, config.Vce));
+        LlavaModel model;
+        try
+        {
+            model = HuggingFaceModels.LoadLlava(config.Model, config.Vce);
+        }
+        catch (ArgumentException e) when (e.TargetSite?.DeclaringType is { } thrower && (thrower == typeof(VisionConnector) || thrower == typeof(VisualCueEnhancement)))
+        {
+            throw Fault("vce", $"does not fit the model's vision tower ({e.Message})", e);
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or InvalidOperationException or UnauthorizedAccessException)
+        {
+            throw Fault("model", e.Message, e);
+        }
         try
         {
             var collator = Checked("model", () => InstructionCollator.For(tokenizer, ImagePreprocessing.ForVisionTower(model.Config.Vision), config.MaxLength));
@@ -224,7 +231,7 @@ public sealed class FineTuning : IDisposable
         else
         {
             // A run stopped before its first checkpoint starts over; the lines it logged go with it.
-            File.Delete(Path.Combine(folder, "metrics.jsonl"));
+            if (Directory.Exists(folder)) File.Delete(Path.Combine(folder, "metrics.jsonl"));
             log?.Invoke($"{name}: {steps} steps of {Config.BatchSize * Config.GradientAccumulation} samples");
         }
         var batches = InstructionBatches.Shuffled(TrainingData, TrainingData.Samples, Collator, Config.BatchSize, seed);
