@@ -123,8 +123,8 @@ public sealed class TrainCommandTests : IDisposable
     {
         void Longer(JsonObject c)
         {
-            c["stages"]!["stage1"]!["steps"] = 6;
-            c["stages"]!["stage2"]!["steps"] = 10;
+            c["stages"]!["stage1"]!["steps"] = 4;
+            c["stages"]!["stage2"]!["steps"] = 6;
         }
         string unkilledConfig = _run.Config(c => { Longer(c); c["output"] = "unkilled"; }, "unkilled.json");
         string killedConfig = _run.Config(c => { Longer(c); c["output"] = "killed"; }, "killed.json");
