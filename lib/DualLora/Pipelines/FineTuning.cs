@@ -199,7 +199,7 @@ public sealed class FineTuning : IDisposable
             evaluation = new GenerationEvaluator(Model, Tokenizer, Collator, new EvaluationOptions(settings.BatchSize, settings.MaxNewTokens)).Evaluate(EvaluationData);
             string folder = Path.Combine(Config.Output, EvaluationFolder);
             evaluation.Write(folder);
-            log?.Invoke($"evaluation: {folder} (exact match {evaluation.Overall.ExactMatch:P1} over {evaluation.Overall.Count} samples)");
+            log?.Invoke($"evaluation: {folder} (exact match {(100 * evaluation.Overall.ExactMatch).ToString("F1", System.Globalization.CultureInfo.InvariantCulture)}% over {evaluation.Overall.Count} samples)");
         }
         return new FineTuningResult(final, Adapters is null ? null : Path.Combine(final, TrainingCheckpoint.AdapterFolder), Path.Combine(final, ConnectorFile),
             stage1, stage2, evaluation);

@@ -124,9 +124,9 @@ public sealed record FineTuningConfig(
         var config = new FineTuningConfig(model, tokenizer, vce, dataFiles, adapter, stage1, stage2, Resolve(json.String("output")),
             json.OptionalInt("batch_size", 1) ?? 8,
             json.OptionalInt("gradient_accumulation", 1) ?? 1,
-            Ranged(json, "warmup_ratio", 0.03, 0, 1),
-            Ranged(json, "max_grad_norm", 1.0, 0, double.MaxValue),
-            Ranged(json, "weight_decay", 0, 0, double.MaxValue),
+            Ranged(json, "warmup_ratio", 0.03, r => r is >= 0 and <= 1, "in [0, 1]"),
+            Ranged(json, "max_grad_norm", 1.0, n => n >= 0, "0 (no clipping) or more"),
+            Ranged(json, "weight_decay", 0, d => d >= 0, "0 or more"),
             json.OptionalChoice("schedule", Schedules) ?? ScheduleKind.Cosine,
             json.OptionalInt("max_length", 2) ?? 2048,
             json.OptionalLong("seed") ?? 0,
@@ -162,16 +162,16 @@ public sealed record FineTuningConfig(
     static AdapterSettings ReadAdapter(JsonObjectReader? json)
     {
         if (json is null) return AdapterSettings.Default("dual_lora");
-        string method = json.OptionalString("method") is { } m ? json.Choice("method", AdapterSettings.Methods.ToArray()) : "dual_lora";
+        string method = json.OptionalString("method") is null ? "dual_lora" : json.Choice("method", AdapterSettings.Methods.ToArray());
         var defaults = AdapterSettings.Default(method);
         bool mixture = method.StartsWith("moe_", StringComparison.Ordinal);
         var settings = new AdapterSettings(method,
             json.OptionalInt("rank", 1) ?? defaults.Rank,
-            Ranged(json, "alpha", defaults.Alpha, double.Epsilon, double.MaxValue),
-            Ranged(json, "dropout", defaults.Dropout, 0, 0.999999),
+            Ranged(json, "alpha", defaults.Alpha, a => a > 0, "more than 0"),
+            Ranged(json, "dropout", defaults.Dropout, d => d is >= 0 and < 1, "in [0, 1)"),
             json.OptionalInt("experts", 1) ?? defaults.Experts,
             json.OptionalInt("top_k", 1) ?? defaults.TopK,
-            Ranged(json, "aux_loss_weight", defaults.AuxiliaryLossWeight, 0, double.MaxValue));
+            Ranged(json, "aux_loss_weight", defaults.AuxiliaryLossWeight, w => w >= 0, "0 or more"));
         foreach (var field in new[] { "experts", "top_k", "aux_loss_weight" })
             if (!mixture && json.Kind(field) is not (JsonValueKind.Undefined or JsonValueKind.Null))
                 throw json.FieldError(field, $"applies to the mixtures (moe_dense, moe_top_k, moe_rectified), not to \"{method}\".");
@@ -194,15 +194,13 @@ public sealed record FineTuningConfig(
     }
 
     static double LearningRate(JsonObjectReader? stage, string field, double fallback) =>
-        stage is null ? fallback : Ranged(stage, field, fallback, double.Epsilon, 1);
+        stage is null ? fallback : Ranged(stage, field, fallback, rate => rate is > 0 and <= 1, "in (0, 1]");
 
-    static double Ranged(JsonObjectReader json, string field, double fallback, double min, double max) =>
+    /// <summary>An optional number that must pass <paramref name="allowed"/>, which <paramref name="range"/> says in words.</summary>
+    static double Ranged(JsonObjectReader json, string field, double fallback, Func<double, bool> allowed, string range) =>
         json.OptionalDouble(field) is not { } value ? fallback
-        : value >= min && value <= max ? value
-        : throw json.FieldError(field, $"is {value}; it must be {Range(min, max)}.");
-
-    static string Range(double min, double max) =>
-        max == double.MaxValue ? (min == 0 ? "0 or more" : "more than 0") : min == double.Epsilon ? $"more than 0 and at most {max}" : $"from {min} to {max}";
+        : allowed(value) ? value
+        : throw json.FieldError(field, $"is {value.ToString(System.Globalization.CultureInfo.InvariantCulture)}; it must be {range}.");
 
     /// <summary>The config as a JSON file reads it, every path absolute: the copy a run's final folder keeps, from which <c>eval</c> rebuilds the model.</summary>
     public JsonObject ToJson()

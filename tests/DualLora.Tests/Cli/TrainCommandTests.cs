@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json.Nodes;
 using DualLora.Pipelines;
 using DualLora.Tests.Pipelines;
+using Xunit.Abstractions;
 
 namespace DualLora.Tests.Cli;
 
@@ -10,7 +11,7 @@ namespace DualLora.Tests.Cli;
 /// whose first weights come from the global random generator, so they run alone.
 /// </summary>
 [Collection(ProcessStateCollection.Name)]
-public sealed class TrainCommandTests : IDisposable
+public sealed class TrainCommandTests(ITestOutputHelper log) : IDisposable
 {
     readonly TinyRun _run = new();
 
@@ -147,6 +148,8 @@ public sealed class TrainCommandTests : IDisposable
             if (killedMidRun) killed.Kill();
             killed.WaitForExit();
         }
+        var left = Directory.GetDirectories(_run.Out("killed"), "step-*", SearchOption.AllDirectories).Select(d => $"{Path.GetFileName(Path.GetDirectoryName(Path.GetDirectoryName(d)))}/{Path.GetFileName(d)}");
+        log.WriteLine($"killed {(killedMidRun ? "mid-run" : "after the end")}, {delay.TotalMilliseconds} ms after the first checkpoint; checkpoints left: {string.Join(", ", left)}");
         using (var resumed = StartTrain(killedConfig, resume: true)) Finish(resumed);
 
         foreach (var file in new[] { "final/connector.safetensors", "final/adapter/adapter_model.safetensors", "eval/predictions.jsonl", "eval/metrics.json" })
