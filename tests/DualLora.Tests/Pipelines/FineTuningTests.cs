@@ -70,6 +70,43 @@ public sealed class FineTuningTests : IDisposable
         Assert.Equal(File.ReadAllText(predictions), File.ReadAllText(Path.Combine(again, EvaluationResult.PredictionsFile)));
     }
 
+    [Fact]
+    public void A_stage_of_0_steps_is_skipped_and_any_adapter_method_trains()
+    {
+        // Stage 1 skipped; a top-k mixture with its load-balancing loss in stage 2; no evaluation data.
+        var result = Train(_run.Config(c =>
+        {
+            c["stages"]!["stage1"] = new JsonObject { ["steps"] = 0 };
+            c["stages"]!["stage2"]!["steps"] = 2;
+            c["adapter"] = new JsonObject { ["method"] = "moe_top_k", ["rank"] = 2, ["experts"] = 3, ["top_k"] = 2, ["aux_loss_weight"] = 0.01 };
+            c["data"]!.AsObject().Remove("evaluation");
+        }));
+        Assert.Empty(result.Stage1);
+        Assert.Equal(2, result.Stage2.Count);
+        Assert.False(Directory.Exists(Path.Combine(_run.Out(), "stage1")));
+        Assert.False(Directory.Exists(Path.Combine(_run.Out(), "eval")));
+        Assert.Null(result.Evaluation);
+        var moe = Assert.IsType<MoeLoraConfig>(AdapterFiles.ReadConfig(Path.Combine(result.AdapterFolder!, AdapterFiles.ConfigFile)));
+        Assert.Equal((Routing.TopK, 3, 2, 2, 0.01), (moe.Routing, moe.Experts, moe.ExpertRank, moe.TopK, moe.AuxiliaryLossWeight));
+
+        // Stage 2 skipped: no adapter; the final folder holds the connector stage 1 trained.
+        var connectorOnly = Train(_run.Config(c =>
+        {
+            c["stages"]!["stage2"] = new JsonObject { ["epochs"] = 0 };
+            c["data"]!.AsObject().Remove("evaluation");
+            c["output"] = "connector-only";
+        }, "connector-only.json"));
+        Assert.Equal(3, connectorOnly.Stage1.Count);
+        Assert.Null(connectorOnly.AdapterFolder);
+        Assert.False(Directory.Exists(Path.Combine(connectorOnly.FinalFolder, "adapter")));
+        using var rebuilt = FineTunedModel.FromRun(connectorOnly.FinalFolder);
+        Assert.Null(rebuilt.Adapters);
+        using var saved = SafetensorsFile.Open(connectorOnly.ConnectorFile);
+        using var stage1 = SafetensorsFile.Open(Path.Combine(TrainingCheckpoint.Latest(Path.Combine(_run.Out("connector-only"), "stage1"))!, TrainingCheckpoint.TrainableFile));
+        foreach (var name in stage1.Names)
+            using (var a = saved.ReadTensor(name)) using (var b = stage1.ReadTensor(name)) TensorAssert.BitEqual(b, a, name);
+    }
+
     [Theory]
     [InlineData("stage1", 2)]   // stopped in stage 1, after its checkpoint at step 2
     [InlineData("stage2", 3)]   // stopped in stage 2 one step after its checkpoint: stage 1 is not retrained, and step 3 is done again
