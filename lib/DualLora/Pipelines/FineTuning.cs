@@ -77,7 +77,7 @@ public sealed class FineTuning : IDisposable
         T Checked<T>(string field, Func<T> load)
         {
             try { return load(); }
-            catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or InvalidOperationException or UnauthorizedAccessException)
+            catch (Exception e) when (IsInputFault(e))
             {
                 throw Fault(field, e.Message, e);
             }
@@ -88,7 +88,7 @@ public sealed class FineTuning : IDisposable
         if (!File.Exists(config.Data.Train)) throw Fault("data.train", $"{config.Data.Train} does not exist.");
         if (!Directory.Exists(config.Data.Images)) throw Fault("data.images", $"the image folder {config.Data.Images} does not exist.");
         if (config.Data.Evaluation is { } evaluationFile && !File.Exists(evaluationFile)) throw Fault("data.evaluation", $"{evaluationFile} does not exist.");
-        var adapterConfig = Checked("adapter", () => { var c = config.Adapter.ToConfig(); c.Validate(); return c; });
+        Checked("adapter", () => { config.Adapter.ToConfig().Validate(); return true; });
 
         var training = Checked("data.train", () => LlavaInstructionData.Load(config.Data.Train, config.Data.Images));
         var evaluation = config.Data.Evaluation is { } evaluationPath ? Checked("data.evaluation", () => LlavaInstructionData.Load(evaluationPath, config.Data.Images)) : null;
@@ -109,7 +109,7 @@ public sealed class FineTuning : IDisposable
         {
             throw Fault("vce", $"does not fit the model's vision tower ({e.Message})", e);
         }
-        catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or InvalidOperationException or UnauthorizedAccessException)
+        catch (Exception e) when (IsInputFault(e))
         {
             throw Fault("model", e.Message, e);
         }
@@ -129,6 +129,10 @@ public sealed class FineTuning : IDisposable
             throw;
         }
     }
+
+    // What a file that is missing, unreadable or does not fit raises while it loads (not a bug or an out-of-memory).
+    static bool IsInputFault(Exception e) =>
+        e is IOException or InvalidDataException or ArgumentException or InvalidOperationException or UnauthorizedAccessException;
 
     /// <summary>A SentencePiece <c>tokenizer.model</c>, adding <c>&lt;s&gt;</c> as LLaMA does.</summary>
     public static LlamaTokenizer LoadTokenizer(string path)
