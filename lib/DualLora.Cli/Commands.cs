@@ -48,6 +48,19 @@ public static class Commands
             as LLaVA JSON (training.json, validation.json, evaluation.json) and one PNG per scene in DIR/images.
             Prints each task's majority-answer rate per split: its chance level.
             """),
+        new("train", "--config FILE [--resume]", """
+            Fine-tune a llava-hf model on LLaVA-format data as the JSON config FILE describes (model, tokenizer, VCE,
+            data, adapter, stages, batch, schedule, output; see the README): stage 1 trains the connector, stage 2 the
+            adapter with the connector; writes OUT/stage1, OUT/stage2 (checkpoints, metrics.jsonl), OUT/final (adapter,
+            connector.safetensors, finetune_config.json) and, with evaluation data, OUT/eval. Every input is checked
+            before the first step. A non-empty OUT is refused unless --resume, which continues each stage from its
+            newest checkpoint.
+            """),
+        new("eval", "(--run DIR | --model DIR [--tokenizer FILE]) --data FILE [--images DIR] --out DIR [--batch N] [--max-new-tokens N]", """
+            Generate answers for a LLaVA JSON file (images under --images, default the file's folder) with a trained run
+            (--run: its OUT/final folder, or OUT) or a base llava-hf model as it is (--model); write DIR/predictions.jsonl
+            and DIR/metrics.json and print the per-task table. Defaults: --batch 16, --max-new-tokens 64.
+            """),
         new("site build", "[--out DIR]", """
             Build the documentation site from the executed notebooks under notebooks/ into DIR (default out/site):
             index.html, one page per notebook, figures/ and assets/ (KaTeX and plotly.js from `npm ci --prefix site`).
@@ -99,6 +112,8 @@ public static class Commands
                 ["bench", "train", .. var rest] => BenchTrain(Options.Parse(rest, ["--steps", "--batch", "--text", "--checkpoint-every", "--rounds"], []), output),
                 ["bench", "data", .. var rest] => BenchData(Options.Parse(rest, ["--scenes", "--batch", "--steps"], []), output),
                 ["bench", "adapters", .. var rest] => BenchAdapters(Options.Parse(rest, ["--tokens", "--repeats"], []), output),
+                ["train", .. var rest] => TrainCommand.Run(Options.Parse(rest, ["--config"], ["--resume"]), output, error),
+                ["eval", .. var rest] => EvalCommand.Run(Options.Parse(rest, ["--run", "--model", "--tokenizer", "--data", "--images", "--out", "--batch", "--max-new-tokens"], []), output),
                 ["data", .. var rest] => DataCommands.Run(rest, output),
                 ["site", .. var rest] => SiteCommands.Run(rest, output, error),
                 _ => throw new UsageException(args.Length == 0 ? "no command given." : $"unknown command '{string.Join(" ", args)}'."),
