@@ -89,6 +89,8 @@ public sealed class FineTuning : IDisposable
         if (!Directory.Exists(config.Data.Images)) throw Fault("data.images", $"the image folder {config.Data.Images} does not exist.");
         if (config.Data.Evaluation is { } evaluationFile && !File.Exists(evaluationFile)) throw Fault("data.evaluation", $"{evaluationFile} does not exist.");
         Checked("adapter", () => { config.Adapter.ToConfig().Validate(); return true; });
+        if (config.Precision == TrainingPrecision.BFloat16 && (device is null || device.type == DeviceType.CPU))
+            throw Fault("precision", "is \"bfloat16\", which this project offers on CUDA devices only (environment.json: \"backend\": \"cuda\"); on the CPU training runs in \"float32\".");
 
         var training = Checked("data.train", () => LlavaInstructionData.Load(config.Data.Train, config.Data.Images));
         var evaluation = config.Data.Evaluation is { } evaluationPath ? Checked("data.evaluation", () => LlavaInstructionData.Load(evaluationPath, config.Data.Images)) : null;
@@ -121,6 +123,7 @@ public sealed class FineTuning : IDisposable
             CheckImages(training, "data.train", file);
             if (evaluation != null) CheckImages(evaluation, "data.evaluation", file);
             if (device is not null && device.type != DeviceType.CPU) model.to(device);
+            if (config.Precision == TrainingPrecision.BFloat16) model.to(ScalarType.BFloat16);
             return new FineTuning(config, model, tokenizer, collator, training, evaluation, stage1Steps, stage2Steps);
         }
         catch
@@ -227,6 +230,7 @@ public sealed class FineTuning : IDisposable
             Seed = seed,
             OutputFolder = folder,
             CheckpointEvery = Config.CheckpointEvery,
+            Data = $"{Config.Data.Train} ({TrainingData.Samples.Count} samples), batch size {Config.BatchSize}, max length {Config.MaxLength}",
         };
         using var trainer = new Trainer<MultimodalBatch>(Model, stage, LlavaObjective.For(Model, adapters), options, adapters);
         if (progress != null) trainer.Progress += progress;

@@ -52,6 +52,15 @@ public sealed record AdapterSettings(string Method, int Rank, double Alpha, doub
     };
 }
 
+/// <summary>The type of the model's weights and activations while it trains and is evaluated.</summary>
+public enum TrainingPrecision
+{
+    /// <summary>float32 throughout: the default, and the only choice on a CPU.</summary>
+    Float32,
+    /// <summary>bfloat16 weights, activations and AdamW moments (the whole model converted, no float32 master copy): half the memory; CUDA only.</summary>
+    BFloat16,
+}
+
 /// <summary>How the evaluation after training generates.</summary>
 public sealed record EvaluationSettings(int BatchSize = 16, int MaxNewTokens = 64);
 
@@ -79,13 +88,15 @@ public sealed record FineTuningConfig(
     int MaxLength = 2048,
     long Seed = 0,
     int CheckpointEvery = 50,
-    EvaluationSettings? Evaluation = null)
+    EvaluationSettings? Evaluation = null,
+    TrainingPrecision Precision = TrainingPrecision.Float32)
 {
     /// <summary>The file the config was read from, as errors name it (null for a config built in code).</summary>
     public string? File { get; init; }
 
     public EvaluationSettings EvaluationOrDefault => Evaluation ?? new EvaluationSettings();
 
+    static readonly Dictionary<string, TrainingPrecision> Precisions = new() { ["float32"] = TrainingPrecision.Float32, ["bfloat16"] = TrainingPrecision.BFloat16 };
     static readonly Dictionary<string, ScheduleKind> Schedules = new() { ["cosine"] = ScheduleKind.Cosine, ["constant"] = ScheduleKind.Constant };
 
     /// <summary>Reads and checks a config file (the files it names are checked by <see cref="FineTuning.Prepare"/>).</summary>
@@ -131,7 +142,8 @@ public sealed record FineTuningConfig(
             json.OptionalInt("max_length", 2) ?? 2048,
             json.OptionalLong("seed") ?? 0,
             json.OptionalInt("checkpoint_every", 0) ?? 50,
-            evaluationSettings) { File = file };
+            evaluationSettings,
+            json.OptionalChoice("precision", Precisions) ?? TrainingPrecision.Float32) { File = file };
         json.RejectUnknownFields();
         if (config.Stage1.Length.IsZero && config.Stage2.Length.IsZero)
             throw json.FieldError("stages", "trains nothing: both stages have 0 steps or epochs.");
@@ -241,6 +253,7 @@ public sealed record FineTuningConfig(
             ["max_length"] = MaxLength,
             ["seed"] = Seed,
             ["checkpoint_every"] = CheckpointEvery,
+            ["precision"] = Precision == TrainingPrecision.BFloat16 ? "bfloat16" : "float32",
             ["output"] = Output,
             ["evaluation"] = new JsonObject { ["batch_size"] = EvaluationOrDefault.BatchSize, ["max_new_tokens"] = EvaluationOrDefault.MaxNewTokens },
         };

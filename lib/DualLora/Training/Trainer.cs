@@ -144,6 +144,7 @@ public sealed class Trainer<TBatch> : IDisposable
 
     TrainingProgress TrainStep(IBatchSource<TBatch> batches, Stopwatch clock, Queue<(double Seconds, int Step)> pace)
     {
+        double started = clock.Elapsed.TotalSeconds;    // after the previous step's checkpoint, which tokens/s leaves out
         using var scope = NewDisposeScope();
         optimizer.LearningRateFactor = schedule.Factor(Step);
         optimizer.ZeroGrad();
@@ -170,7 +171,7 @@ public sealed class Trainer<TBatch> : IDisposable
         if (pace.Count > 20) pace.Dequeue();
         var (firstSeconds, firstStep) = pace.Peek();
         double perStep = pace.Count > 1 ? (seconds - firstSeconds) / (Step - firstStep) : seconds / Math.Max(1, history.Count + 1);
-        double stepSeconds = history.Count == 0 ? seconds : seconds - (history[^1].Elapsed.TotalSeconds - elapsedBefore);
+        double stepSeconds = seconds - started;
         return new TrainingProgress(Stage.Name, Step, Options.Steps, lossSum / Options.GradientAccumulation, learningRate, gradNorm, tokens,
             stepSeconds > 0 ? tokens / stepSeconds : 0, TimeSpan.FromSeconds(elapsedBefore + seconds), TimeSpan.FromSeconds(perStep * (Options.Steps - Step)));
     }
@@ -210,7 +211,7 @@ public sealed class Trainer<TBatch> : IDisposable
         return LastCheckpoint;
     }
 
-    TrainingCheckpoint.State CurrentState() => new(Stage.Name, Step, Options.Steps, DataPosition, Options.GradientAccumulation, Options.Seed ?? -1, 0,
+    TrainingCheckpoint.State CurrentState() => new(Stage.Name, Step, Options.Steps, DataPosition, Options.GradientAccumulation, Options.Seed ?? -1, Options.Data, 0,
         adapters is null ? null : AdapterFiles.ConfigJson(adapters.Config),
         trainable.ToDictionary(p => p.Name, p => p.Parameter.shape, StringComparer.Ordinal),
         model.parameters().Sum(p => p.numel()), optimizer.StateSteps());

@@ -13,6 +13,11 @@ public sealed record TrainerOptions(int Steps)
     public double MaxGradNorm { get; init; } = 1.0;
     /// <summary>Seeds the random generator (dropout) when the stage starts from scratch; null leaves the generator as it is.</summary>
     public long? Seed { get; init; }
+    /// <summary>
+    /// What the batches are (the data file, its size, the batch size...), in words: a checkpoint keeps it and
+    /// a resumed run must say the same, or it would read other batches than the run it continues.
+    /// </summary>
+    public string Data { get; init; } = "";
     /// <summary>Where metrics.jsonl and checkpoints/ go; null keeps nothing on disk.</summary>
     public string? OutputFolder { get; init; }
     /// <summary>Write a checkpoint every this many steps (0: only at the end); one is always written at the end.</summary>

@@ -11,7 +11,7 @@ namespace DualLora.Training;
 /// A stage's checkpoint: a folder <c>checkpoints/step-NNNNNN</c> holding everything an exact resume needs.
 /// <list type="bullet">
 /// <item><c>trainer_state.json</c>: stage, step and total steps (the schedule's position), data position,
-/// seed, elapsed time, what trains (names and shapes), the adapter's config, the optimizer's step counts.</item>
+/// seed, the data (what the batches are), elapsed time, what trains (names and shapes), the adapter's config, the optimizer's step counts.</item>
 /// <item><c>adapter/</c>: the adapter in HF PEFT's layout (when the stage has adapters).</item>
 /// <item><c>trainable.safetensors</c>: the other trainable weights (the connector), by name in the model.</item>
 /// <item><c>optimizer.safetensors</c>: AdamW's moments by parameter name.</item>
@@ -27,7 +27,7 @@ public static class TrainingCheckpoint
     const string Format = "duallora-trainer-state", TemporaryPrefix = ".incomplete-";
 
     /// <summary>What a checkpoint says about its run, and what a run must match to resume from it.</summary>
-    public sealed record State(string Stage, int Step, int TotalSteps, long DataPosition, int GradientAccumulation, long Seed, double ElapsedSeconds,
+    public sealed record State(string Stage, int Step, int TotalSteps, long DataPosition, int GradientAccumulation, long Seed, string Data, double ElapsedSeconds,
         JsonObject? Adapter, IReadOnlyDictionary<string, long[]> Trainable, long ModelParameters, IReadOnlyDictionary<string, long> OptimizerSteps);
 
     /// <summary>The folder of step <paramref name="step"/> under <paramref name="outputFolder"/>.</summary>
@@ -76,7 +76,7 @@ public static class TrainingCheckpoint
         var trainable = json.Object("trainable");
         var steps = json.Object("optimizer_steps");
         return new State(json.String("stage"), json.Int("step", 0), json.Int("total_steps", 1), json.Long("data_position", 0),
-            json.Int("gradient_accumulation", 1), json.Long("seed"), json.Double("elapsed_seconds"),
+            json.Int("gradient_accumulation", 1), json.Long("seed"), json.String("data"), json.Double("elapsed_seconds"),
             json.Kind("adapter") == JsonValueKind.Object ? JsonNode.Parse(File.ReadAllText(path))!["adapter"]!.AsObject() : null,
             trainable.Names.ToDictionary(n => n, n => (trainable.OptionalIntList(n, 0) ?? throw trainable.FieldError(n, "must be a list of sizes.")).Select(i => (long)i).ToArray(), StringComparer.Ordinal),
             json.Long("model_parameters", 0),
@@ -95,6 +95,7 @@ public static class TrainingCheckpoint
         Compare("total steps", saved.TotalSteps, current.TotalSteps);
         Compare("gradient accumulation", saved.GradientAccumulation, current.GradientAccumulation);
         Compare("seed", saved.Seed, current.Seed);
+        Compare("data", $"\"{saved.Data}\"", $"\"{current.Data}\"");
         Compare("parameters in the model", saved.ModelParameters, current.ModelParameters);
         if (saved.Adapter is null || current.Adapter is null)
             Compare("adapter", saved.Adapter?["peft_type"]?.ToJsonString() ?? "none", current.Adapter?["peft_type"]?.ToJsonString() ?? "none");
@@ -120,6 +121,7 @@ public static class TrainingCheckpoint
         ["data_position"] = state.DataPosition,
         ["gradient_accumulation"] = state.GradientAccumulation,
         ["seed"] = state.Seed,
+        ["data"] = state.Data,
         ["elapsed_seconds"] = state.ElapsedSeconds,
         ["model_parameters"] = state.ModelParameters,
         ["adapter"] = state.Adapter?.DeepClone(),

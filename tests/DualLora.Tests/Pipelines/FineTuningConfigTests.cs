@@ -34,7 +34,7 @@ public sealed class FineTuningConfigTests : IDisposable
               "stages": {"stage1": {"epochs": 0.5, "learning_rate": 0.002},
                          "stage2": {"steps": 40, "adapter_learning_rate": 0.0003, "connector_learning_rate": 0.00003}},
               "batch_size": 4, "gradient_accumulation": 2, "warmup_ratio": 0.1, "max_grad_norm": 0.5, "weight_decay": 0.01,
-              "schedule": "constant", "max_length": 512, "seed": 42, "checkpoint_every": 10,
+              "schedule": "constant", "max_length": 512, "seed": 42, "checkpoint_every": 10, "precision": "bfloat16",
               "evaluation": {"batch_size": 3, "max_new_tokens": 9},
               "output": "out/run1"
             }
@@ -54,6 +54,7 @@ public sealed class FineTuningConfigTests : IDisposable
         Assert.Equal((4, 2, 0.1, 0.5, 0.01, ScheduleKind.Constant, 512, 42L, 10),
             (config.BatchSize, config.GradientAccumulation, config.WarmupRatio, config.MaxGradNorm, config.WeightDecay, config.Schedule, config.MaxLength, config.Seed, config.CheckpointEvery));
         Assert.Equal(new EvaluationSettings(3, 9), config.Evaluation);
+        Assert.Equal(TrainingPrecision.BFloat16, config.Precision);
         Assert.Equal(Path.Combine(runs, "out", "run1"), config.Output);
 
         var adapter = Assert.IsType<MoeLoraConfig>(config.Adapter.ToConfig());
@@ -132,6 +133,7 @@ public sealed class FineTuningConfigTests : IDisposable
     [InlineData("\"vce\": {\"levels\": [2]}", "field 'vce.levels[0]' is 2")]
     [InlineData("\"evaluation\": {\"max_new_tokens\": 0}", "field 'evaluation.max_new_tokens' is 0")]
     [InlineData("\"learning_rate\": 0.1", "unknown field 'learning_rate'")]
+    [InlineData("\"precision\": \"fp16\"", "field 'precision' is \"fp16\"; allowed values: \"float32\", \"bfloat16\"")]
     public void A_bad_field_is_refused_naming_the_file_and_the_field(string field, string expected)
     {
         string file = Write(Minimal.Replace("\"output\"", field + ", \"output\""));

@@ -162,6 +162,7 @@ public sealed class FineTuningTests : IDisposable
         { "large batch", "field 'batch_size': is 9, but " },
         { "bad vce", "field 'vce': does not fit the model's vision tower (heads: the width 16 is not divisible by 3 heads.)" },
         { "deep vce", "field 'vce': does not fit the model's vision tower (VCE: levels [-2, -9]" },
+        { "bfloat16 on the cpu", "field 'precision': is \"bfloat16\", which this project offers on CUDA devices only" },
     };
 
     [Theory]
@@ -187,6 +188,7 @@ public sealed class FineTuningTests : IDisposable
             case "no data": change = c => c["data"]!["train"] = "data/none.json"; break;
             case "large batch": change = c => c["batch_size"] = 9; break;
             case "bad vce": change = c => c["vce"] = new JsonObject { ["heads"] = 3 }; break;   // 16 channels do not split into 3 heads
+            case "bfloat16 on the cpu": change = c => c["precision"] = "bfloat16"; break;
             case "deep vce": change = c => c["vce"] = new JsonObject { ["levels"] = new JsonArray(-2, -9) }; break;   // 3 layers: 4 hidden states
         }
         string config = _run.Config(change);

@@ -59,6 +59,8 @@ public class ShuffledOrderTests
     }
 }
 
+// Dropout draws from LibTorch's process-wide generator: no other test may draw from it while these compare runs bit for bit.
+[Collection(ProcessStateCollection.Name)]
 public class TrainerTests : IDisposable
 {
     readonly string folder = Directory.CreateTempSubdirectory("trainer-tests-").FullName;
