@@ -44,11 +44,12 @@ public static class Commands
             as LLaVA JSON (training.json, validation.json, evaluation.json) and one PNG per scene in DIR/images.
             Prints each task's majority-answer rate per split: its chance level.
             """),
-        new("pretrain", "[--out DIR] [--seed N] [--steps N] [--batch N] [--lr X] [--scenes N] [--validation N] [--run DIR] [--log-every N]", """
+        new("pretrain", "[--out DIR] [--seed N] [--steps N] [--batch N] [--lr X] [--scenes N] [--validation N] [--run DIR] [--from DIR] [--log-every N]", """
             Pretrain the small base model (every parameter) on the generic description task over the scene suite's
             training scenes (default 3000), print step, loss, lr and tokens/s every --log-every steps, then its accuracy
             on the validation scenes (default 500), and save it in the llava-hf layout with the tokenizer in DIR
-            (default out/pretrained/small-llava). --run DIR keeps metrics.jsonl and checkpoints there and resumes.
+            (default out/pretrained/small-llava). --run DIR keeps metrics.jsonl and checkpoints there and resumes;
+            --from DIR continues from a base saved by an earlier pretrain, with a fresh schedule.
             """),
         new("site build", "[--out DIR]", """
             Build the documentation site from the executed notebooks under notebooks/ into DIR (default out/site):
@@ -102,7 +103,7 @@ public static class Commands
                 ["bench", "data", .. var rest] => BenchData(Options.Parse(rest, ["--scenes", "--batch", "--steps"], []), output),
                 ["bench", "adapters", .. var rest] => BenchAdapters(Options.Parse(rest, ["--tokens", "--repeats"], []), output),
                 ["data", .. var rest] => DataCommands.Run(rest, output),
-                ["pretrain", .. var rest] => PretrainCommand.Run(Options.Parse(rest, ["--out", "--seed", "--steps", "--batch", "--lr", "--scenes", "--validation", "--run", "--log-every"], []), output),
+                ["pretrain", .. var rest] => PretrainCommand.Run(Options.Parse(rest, ["--out", "--seed", "--steps", "--batch", "--lr", "--scenes", "--validation", "--run", "--from", "--log-every"], []), output),
                 ["site", .. var rest] => SiteCommands.Run(rest, output, error),
                 _ => throw new UsageException(args.Length == 0 ? "no command given." : $"unknown command '{string.Join(" ", args)}'."),
             };

@@ -24,7 +24,7 @@ static class PretrainCommand
             LearningRate: options.Value("--lr") is { } lr ? LearningRate(lr) : defaults.LearningRate,
             TrainingScenes: options.Integer("--scenes", defaults.TrainingScenes),
             ValidationScenes: options.Integer("--validation", defaults.ValidationScenes))
-        { RunFolder = options.Value("--run") };
+        { RunFolder = options.Value("--run"), InitialModel = options.Value("--from") };
         int every = options.Integer("--log-every", 10);
 
         var environment = RuntimeEnvironment.Find();
@@ -37,7 +37,7 @@ static class PretrainCommand
 
         output.WriteLine($"pretrain: seed {settings.Seed}, {settings.Steps} steps of {settings.BatchSize}, lr {settings.LearningRate.ToString(CultureInfo.InvariantCulture)}, " +
                          $"{settings.TrainingScenes:N0} training scenes described (\"{SceneDescription.Instruction}\"), {settings.ValidationScenes} validation scenes, " +
-                         $"{TorchSharp.torch.get_num_threads()} threads");
+                         $"{TorchSharp.torch.get_num_threads()} threads" + (settings.InitialModel is { } from ? $", continuing from {Path.GetFullPath(from)}" : ""));
         var result = Pretraining.Run(source, tokenizer, settings, p =>
         {
             if (p.Step % every == 0 || p.Step == 1 || p.Step == p.TotalSteps)

@@ -24,6 +24,11 @@ public sealed record PretrainingOptions(int Seed = 0, int Steps = 300, int Batch
     /// <summary>Where metrics.jsonl and checkpoints go (a run there resumes from its latest checkpoint); null keeps nothing.</summary>
     public string? RunFolder { get; init; }
     public int CheckpointEvery { get; init; } = 100;
+    /// <summary>
+    /// A base saved by an earlier pretraining (llava-hf layout) to continue from with a fresh schedule, instead of a
+    /// new model from the seed; null starts from scratch.
+    /// </summary>
+    public string? InitialModel { get; init; }
 }
 
 /// <summary>The generic task's scores on the validation scenes.</summary>
@@ -67,7 +72,7 @@ public static class Pretraining
         var suite = SceneSuite.Build(source, new SceneSuiteOptions(options.SuiteSeed, options.TrainingScenes));
         if (options.ValidationScenes < 1 || options.ValidationScenes > suite.Scenes(SceneSplit.Validation).Count)
             throw new ArgumentOutOfRangeException(nameof(options), options.ValidationScenes, $"validation scenes must be 1 to {suite.Scenes(SceneSplit.Validation).Count}.");
-        var model = NewModel(tokenizer, options.Seed);
+        var model = options.InitialModel is { } initial ? Checked(HuggingFaceModels.LoadLlava(initial), initial) : NewModel(tokenizer, options.Seed);
         var collator = InstructionCollator.For(tokenizer, ImagePreprocessing.ForVisionTower(model.Config.Vision));
 
         var samples = SceneDescription.Samples(suite, SceneSplit.Training).Select(s => s.ToInstructionSample()).ToList();
@@ -132,6 +137,15 @@ public static class Pretraining
         string tokenizer = Path.Combine(Path.GetFullPath(tokenizerFolder), "tokenizer.model");
         if (!File.Exists(tokenizer)) throw new FileNotFoundException($"{tokenizer}: no tokenizer.model to put beside the model.");
         IO.AtomicFile.WriteAllBytes(Path.Combine(Path.GetFullPath(folder), "tokenizer.model"), File.ReadAllBytes(tokenizer));
+    }
+
+    /// <summary>A model to continue from must be the small one without VCE, the model this pipeline trains.</summary>
+    static LlavaModel Checked(LlavaModel model, string folder)
+    {
+        var small = LlavaConfig.Small(withVce: false);
+        if (model.Config.Vision != small.Vision || model.Config.Language != small.Language)
+            throw new InvalidDataException($"{Path.Combine(Path.GetFullPath(folder), LlavaHfWriter.ConfigFile)}: not the small model's sizes (LlavaConfig.Small); pretraining continues only the small base.");
+        return model;
     }
 
     // The scene of a description sample: its id is {split}-{scene:D5}-description.

@@ -54,9 +54,9 @@ public class SceneDescriptionTests
     }
 
     /// <summary>
-    /// The point of the generic task: on the training split, every token of every answer of the seven tasks (encoded as the
-    /// collator encodes an answer, with its leading space) is a token some description writes, and none of them falls back
-    /// to bytes or characters; so a decoder pretrained on descriptions has written each of them.
+    /// The point of the generic task: on the training split, every token the collator makes the model learn for an answer of
+    /// the seven tasks (its label ids, <c>&lt;/s&gt;</c> included) is a token it learns for some description; so a decoder
+    /// pretrained on descriptions has written each of them. And every answer word is one piece of the tokenizer.
     /// </summary>
     [Fact]
     public void Every_answer_token_of_the_seven_tasks_on_the_training_split_is_written_by_some_description()
@@ -64,18 +64,18 @@ public class SceneDescriptionTests
         using var source = FashionMnist.Load(Environment, FashionMnistSplit.Test);
         var suite = SceneSuite.Build(source, new SceneSuiteOptions());
         var tokenizer = HuggingFaceModels.LoadTokenizer(TokenizerFolder);
-        IReadOnlyList<int> Encode(string answer) => tokenizer.EncodeToIds(" " + answer, addBeginningOfSentence: false, addEndOfSentence: false);
+        var collator = InstructionCollator.For(tokenizer, ImagePreprocessing.Grey(FashionScene.Size));
+        IEnumerable<long> Learned(SceneSample sample) => collator.Tokenize(sample.ToInstructionSample()).Labels.Where(id => id != LlavaConfig.IgnoreIndex);
 
-        var written = SceneDescription.Samples(suite, SceneSplit.Training).SelectMany(s => Encode(s.Answer)).ToHashSet();
-        var answers = suite.Samples(SceneSplit.Training).Select(s => s.Answer).Distinct().ToList();
-        var answerTokens = answers.SelectMany(Encode).ToHashSet();
-        var missing = answerTokens.Where(id => !written.Contains(id)).Select(id => tokenizer.Decode([id])).ToList();
+        var written = SceneDescription.Samples(suite, SceneSplit.Training).SelectMany(Learned).ToHashSet();
+        var answerTokens = suite.Samples(SceneSplit.Training).SelectMany(Learned).ToHashSet();
+        var missing = answerTokens.Where(id => !written.Contains(id)).Select(id => tokenizer.Decode([(int)id])).ToList();
         Assert.True(missing.Count == 0, $"answer tokens no description writes: {string.Join(", ", missing)}");
 
-        // Every answer word is a whole piece of the tokenizer: the words ("sneaker,") of the lists too.
+        var answers = suite.Samples(SceneSplit.Training).Select(s => s.Answer).Distinct().ToList();
         foreach (string word in answers.SelectMany(a => a.Split(' ')).Distinct())
         {
-            var ids = tokenizer.EncodeToIds(" " + word, addBeginningOfSentence: false, addEndOfSentence: false);
+            var ids = tokenizer.EncodeToIds(word, addBeginningOfSentence: false, addEndOfSentence: false);
             Assert.True(ids.Count == 1 && ids[0] >= TokenizerBuilder.FirstPieceId, $"'{word}' is [{string.Join(", ", ids)}], not one piece");
         }
         // The vocabularies the tasks draw on, all of them answered in this split.

@@ -81,5 +81,13 @@ public class PretrainedBaseTests
         var loaded = HuggingFaceModels.LoadLlava(temp.Path);
         Assert.Null(loaded.connector.vce);
         Assert.NotNull(HuggingFaceModels.LoadTokenizer(temp.Path));
+
+        // --from continues from the saved base.
+        string further = Path.Combine(temp.Path, "further");
+        var (again, continued, againError) = CommandLine.Run("pretrain", "--from", temp.Path, "--steps", "1", "--batch", "2", "--scenes", "4", "--validation", "1",
+            "--out", further);
+        Assert.True(again == 0, againError);
+        Assert.Contains($"continuing from {temp.Path}", continued);
+        Assert.NotNull(HuggingFaceModels.LoadLlava(further));
     }
 }
