@@ -61,6 +61,13 @@ public static class Commands
             (--run: its OUT/final folder, or OUT) or a base llava-hf model as it is (--model); write DIR/predictions.jsonl
             and DIR/metrics.json and print the per-task table. Defaults: --batch 16, --max-new-tokens 64.
             """),
+        new("pretrain", "[--out DIR] [--seed N] [--steps N] [--batch N] [--lr X] [--scenes N] [--validation N] [--run DIR] [--from DIR] [--log-every N]", """
+            Pretrain the small base model (every parameter) on the generic description task over the scene suite's
+            training scenes (default 3000), print step, loss, lr and tokens/s every --log-every steps, then its accuracy
+            on the validation scenes (default 500), and save it in the llava-hf layout with the tokenizer in DIR
+            (default out/pretrained/small-llava). --run DIR keeps metrics.jsonl and checkpoints there and resumes;
+            --from DIR continues from a base saved by an earlier pretrain, with a fresh schedule.
+            """),
         new("site build", "[--out DIR]", """
             Build the documentation site from the executed notebooks under notebooks/ into DIR (default out/site):
             index.html, one page per notebook, figures/ and assets/ (KaTeX and plotly.js from `npm ci --prefix site`).
@@ -115,6 +122,7 @@ public static class Commands
                 ["train", .. var rest] => TrainCommand.Run(Options.Parse(rest, ["--config"], ["--resume"]), output, error),
                 ["eval", .. var rest] => EvalCommand.Run(Options.Parse(rest, ["--run", "--model", "--tokenizer", "--data", "--images", "--out", "--batch", "--max-new-tokens"], []), output),
                 ["data", .. var rest] => DataCommands.Run(rest, output),
+                ["pretrain", .. var rest] => PretrainCommand.Run(Options.Parse(rest, ["--out", "--seed", "--steps", "--batch", "--lr", "--scenes", "--validation", "--run", "--from", "--log-every"], []), output),
                 ["site", .. var rest] => SiteCommands.Run(rest, output, error),
                 _ => throw new UsageException(args.Length == 0 ? "no command given." : $"unknown command '{string.Join(" ", args)}'."),
             };

@@ -40,4 +40,14 @@ public sealed record FashionScene(IReadOnlyList<SceneItem?> Cells)
         }
         return canvas.MoveToOuterDisposeScope();
     }
+
+    /// <summary>
+    /// The scene as the small model reads it: float32 [1, 56, 56], pixels / 255, the tensor
+    /// <c>ImagePreprocessing.Grey(56)</c> makes of the scene's exported PNG, without the round trip through a file.
+    /// </summary>
+    public Tensor Image(FashionMnist source)
+    {
+        using var scope = NewDisposeScope();
+        return (Render(source).to_type(ScalarType.Float32) / 255f).unsqueeze(0).MoveToOuterDisposeScope();
+    }
 }

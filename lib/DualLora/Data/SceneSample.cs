@@ -10,4 +10,13 @@ public sealed record SceneSample(string Id, SceneSplit Split, int SceneIndex, st
     public const string ImagePlaceholder = "<image>";
 
     public string HumanTurn => $"{ImagePlaceholder}\n{Instruction}";
+
+    /// <summary>
+    /// The sample as <see cref="LlavaInstructionData"/> would read it from the suite's export, without the file: the
+    /// image path is the one the export writes (relative to its folder), the task is the <c>task</c> field.
+    /// </summary>
+    public InstructionSample ToInstructionSample() =>
+        new(Id, SceneSuiteExport.ImagePath(Split, SceneIndex),
+            [new ConversationTurn(TurnRole.Human, HumanTurn), new ConversationTurn(TurnRole.Gpt, Answer)],
+            new Dictionary<string, string> { ["task"] = Task });
 }
