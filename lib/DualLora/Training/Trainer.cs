@@ -158,7 +158,12 @@ public sealed class Trainer<TBatch> : IDisposable
             if (!double.IsFinite(value)) throw Diverged($"the loss is {value} (micro-batch {micro + 1} of {Options.GradientAccumulation})");
             lossSum += value;
             tokens += objective.Tokens?.Invoke(batch) ?? 0;
-            (Options.GradientAccumulation == 1 ? loss : loss / Options.GradientAccumulation).backward();
+            if (Options.GradientAccumulation == 1) loss.backward();
+            else
+            {
+                using var share = (1.0 / Options.GradientAccumulation).ToScalar();
+                loss.mul(share).backward();
+            }
         }
         double gradNorm = ClipGradients();
         if (!double.IsFinite(gradNorm)) throw Diverged($"the gradients' norm is {gradNorm}");
@@ -177,20 +182,22 @@ public sealed class Trainer<TBatch> : IDisposable
     }
 
     /// <summary>
-    /// The global L2 norm of the gradients (the norm of their norms, as PyTorch's clip_grad_norm_); when
-    /// clipping is on, every gradient is scaled by min(1, max / (norm + 1e-6)).
+    /// The global L2 norm of the gradients, √(Σ g²) over all of them (PyTorch's clip_grad_norm_ takes the norm
+    /// of the per-tensor norms: the same value up to rounding); when clipping is on, every gradient is scaled
+    /// by min(1, max / (norm + 1e-6)). Every number handed to LibTorch is a Scalar held until the call returns
+    /// (see <see cref="AdamWOptimizer"/>: TorchSharp's implicit ones can be collected mid-call).
     /// </summary>
     double ClipGradients()
     {
         using var _ = no_grad();
         var gradients = trainable.Select(p => p.Parameter.grad).OfType<Tensor>().ToList();
         if (gradients.Count == 0) return 0;
-        var total = linalg.vector_norm(stack(gradients.Select(g => linalg.vector_norm(g)).ToList()));
-        double norm = total.ToDouble();
+        double norm = Math.Sqrt(stack(gradients.Select(g => g.square().sum()).ToList()).sum().ToDouble());
         if (Options.MaxGradNorm > 0 && double.IsFinite(norm))
         {
-            var factor = (Options.MaxGradNorm / (total + 1e-6)).clamp_max(1.0);
-            foreach (var gradient in gradients) gradient.mul_(factor);
+            double factor = Math.Min(1, Options.MaxGradNorm / (norm + 1e-6));
+            using var scale = factor.ToScalar();
+            foreach (var gradient in gradients) gradient.mul_(scale);
         }
         return norm;
     }
