@@ -23,6 +23,18 @@ public sealed class FineTuningConfigTests : IDisposable
     const string Minimal = """{"model": "m", "data": {"train": "d/train.json", "images": "d/img"}, "output": "out"}""";
 
     [Fact]
+    public void The_shipped_example_config_reads_and_points_at_the_pretrained_base()
+    {
+        string root = Path.GetDirectoryName(DualLora.Runtime.RuntimeEnvironment.Find(AppContext.BaseDirectory).SourceFile)!;
+        var config = FineTuningConfig.Read(Path.Combine(root, "configs", "scenes-dual-lora.json"));
+        Assert.Equal(Path.Combine(root, "data", "pretrained", "small-llava"), config.Model);
+        Assert.True(File.Exists(config.Tokenizer), config.Tokenizer);
+        Assert.Equal(Path.Combine(root, "out", "scenes", "training.json"), config.Data.Train);
+        Assert.Equal(("dual_lora", 8), (config.Adapter.Method, config.Adapter.Rank));
+        Assert.NotNull(config.Vce);
+    }
+
+    [Fact]
     public void Every_field_is_read_and_relative_paths_resolve_against_the_config_file()
     {
         string file = Write("""
