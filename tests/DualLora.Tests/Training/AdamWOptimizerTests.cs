@@ -52,4 +52,31 @@ public class AdamWOptimizerTests
         optimizer.Step();
         Assert.Equal(new float[] { 1, 1 }, p.data<float>().ToArray());
     }
+
+    [Fact]
+    public void Groups_step_at_their_own_rates_and_a_late_parameter_counts_its_own_steps_as_TorchSharps_AdamW_does()
+    {
+        using var scope = NewDisposeScope();
+        var generator = new Generator(5);
+        var (a0, b0) = (randn(3, dtype: ScalarType.Float64, generator: generator), randn(2, 2, dtype: ScalarType.Float64, generator: generator));
+        var (a, b) = (new Parameter(a0.clone()), new Parameter(b0.clone()));
+        var (refA, refB) = (new Parameter(a0.clone()), new Parameter(b0.clone()));
+        using var mine = new AdamWOptimizer([new ParameterGroup("adapters", [("a", a)], 0.05, 0.1), new ParameterGroup("connector", [("b", b)], 0.01)]);
+        using var referenceA = optim.AdamW([refA], lr: 0.05, weight_decay: 0.1);
+        using var referenceB = optim.AdamW([refB], lr: 0.01, weight_decay: 0);
+        for (int step = 0; step < 5; step++)
+        {
+            var (gradA, gradB) = (randn(3, dtype: ScalarType.Float64, generator: generator), randn(2, 2, dtype: ScalarType.Float64, generator: generator));
+            (a.grad, refA.grad) = (gradA.clone(), gradA.clone());
+            (b.grad, refB.grad) = step < 2 ? (null, null) : (gradB.clone(), gradB.clone());   // b takes its first step at step 3
+            mine.Step();
+            referenceA.step();
+            referenceB.step();
+        }
+        Assert.True(a.allclose(refA, rtol: 1e-12, atol: 1e-12));
+        Assert.True(b.allclose(refB, rtol: 1e-12, atol: 1e-12));
+        Assert.Equal(new Dictionary<string, long> { ["a"] = 5, ["b"] = 3 }, mine.StateSteps());
+        Assert.Contains("'b' is in more than one group", Assert.Throws<ArgumentException>(() =>
+            new AdamWOptimizer([new ParameterGroup("x", [("b", b)], 0.1), new ParameterGroup("y", [("b", b)], 0.1)])).Message);
+    }
 }
