@@ -203,6 +203,8 @@ public sealed class FineTuning : IDisposable
         if (EvaluationData != null)
         {
             var settings = Config.EvaluationOrDefault;
+            // Said before it starts: generation takes minutes on a CPU and shows no progress of its own.
+            log?.Invoke($"evaluation: generating answers for {EvaluationData.Samples.Count:N0} samples of {EvaluationData.File}");
             evaluation = new GenerationEvaluator(Model, Tokenizer, Collator, new EvaluationOptions(settings.BatchSize, settings.MaxNewTokens)).Evaluate(EvaluationData);
             string folder = Path.Combine(Config.Output, EvaluationFolder);
             evaluation.Write(folder);
