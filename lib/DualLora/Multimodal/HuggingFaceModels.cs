@@ -282,6 +282,14 @@ public static class HuggingFaceModels
     {
         string path = Path.Combine(Path.GetFullPath(folder), "tokenizer.model");
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no SentencePiece tokenizer.model in the model folder.");
+        return LoadTokenizerFile(path);
+    }
+
+    /// <summary>A SentencePiece <c>tokenizer.model</c> given by its path, adding <c>&lt;s&gt;</c> as LLaMA does.</summary>
+    public static LlamaTokenizer LoadTokenizerFile(string path)
+    {
+        path = Path.GetFullPath(path);
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such SentencePiece tokenizer.model.");
         using var stream = File.OpenRead(path);
         try
         {

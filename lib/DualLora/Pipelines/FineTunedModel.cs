@@ -33,8 +33,7 @@ public sealed class FineTunedModel : IDisposable
     public static FineTunedModel Base(string modelFolder, string? tokenizer = null, Device? device = null)
     {
         var tokenizerFile = tokenizer ?? Path.Combine(modelFolder, "tokenizer.model");
-        if (!File.Exists(tokenizerFile)) throw new FileNotFoundException($"{Path.GetFullPath(tokenizerFile)}: no SentencePiece tokenizer.model.");
-        var loadedTokenizer = FineTuning.LoadTokenizer(tokenizerFile);
+        var loadedTokenizer = HuggingFaceModels.LoadTokenizerFile(tokenizerFile);
         var model = HuggingFaceModels.LoadLlava(modelFolder);
         if (device is not null && device.type != DeviceType.CPU) model.to(device);
         return new FineTunedModel(model, loadedTokenizer, 2048, null);
@@ -56,7 +55,7 @@ public sealed class FineTunedModel : IDisposable
         if (!Directory.Exists(config.Model)) throw new FileNotFoundException($"{configFile}: field 'model': the base model folder {config.Model} does not exist.");
         if (!File.Exists(config.Tokenizer)) throw new FileNotFoundException($"{configFile}: field 'tokenizer': {config.Tokenizer} does not exist.");
 
-        var tokenizer = FineTuning.LoadTokenizer(config.Tokenizer);
+        var tokenizer = HuggingFaceModels.LoadTokenizerFile(config.Tokenizer);
         var model = HuggingFaceModels.LoadLlava(config.Model, config.Vce);
         try
         {

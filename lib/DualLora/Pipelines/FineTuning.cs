@@ -100,7 +100,7 @@ public sealed class FineTuning : IDisposable
         int stage1Steps = config.Stage1.Length.StepsFor(training.Samples.Count, config.BatchSize, config.GradientAccumulation);
         int stage2Steps = config.Stage2.Length.StepsFor(training.Samples.Count, config.BatchSize, config.GradientAccumulation);
 
-        var tokenizer = Checked("tokenizer", () => LoadTokenizer(config.Tokenizer));
+        var tokenizer = Checked("tokenizer", () => HuggingFaceModels.LoadTokenizerFile(config.Tokenizer));
         manual_seed(config.Seed);   // VCE's initial weights
         LlavaModel model;
         try
@@ -136,20 +136,6 @@ public sealed class FineTuning : IDisposable
     // What a file that is missing, unreadable or does not fit raises while it loads (not a bug or an out-of-memory).
     static bool IsInputFault(Exception e) =>
         e is IOException or InvalidDataException or ArgumentException or InvalidOperationException or UnauthorizedAccessException;
-
-    /// <summary>A SentencePiece <c>tokenizer.model</c>, adding <c>&lt;s&gt;</c> as LLaMA does.</summary>
-    public static LlamaTokenizer LoadTokenizer(string path)
-    {
-        using var stream = File.OpenRead(path);
-        try
-        {
-            return LlamaTokenizer.Create(stream, addBeginOfSentence: true, addEndOfSentence: false);
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            throw new InvalidDataException($"{path}: not a SentencePiece BPE model this tokenizer can read ({e.Message}).", e);
-        }
-    }
 
     // Every id the model will see must have an embedding: a tokenizer larger than the model's vocabulary cannot encode for it.
     static void CheckTokens(LlavaInstructionData data, InstructionCollator collator, long vocabulary, string file)
