@@ -50,4 +50,20 @@ public sealed record FashionScene(IReadOnlyList<SceneItem?> Cells)
         using var scope = NewDisposeScope();
         return (Render(source).to_type(ScalarType.Float32) / 255f).unsqueeze(0).MoveToOuterDisposeScope();
     }
+
+    /// <summary>
+    /// Which patches of an encoder's <paramref name="patchGrid"/> x <paramref name="patchGrid"/> grid lie in a cell
+    /// that holds an item: bool [patchGrid, patchGrid] (patch row, patch column). The grid must split evenly into the scene's cells.
+    /// </summary>
+    public Tensor OccupiedPatches(int patchGrid)
+    {
+        if (patchGrid < GridSide || patchGrid % GridSide != 0)
+            throw new ArgumentException($"a {patchGrid} x {patchGrid} patch grid does not split evenly into the scene's {GridSide} x {GridSide} cells.", nameof(patchGrid));
+        int perCell = patchGrid / GridSide;
+        var occupied = new bool[patchGrid * patchGrid];
+        for (int row = 0; row < patchGrid; row++)
+            for (int column = 0; column < patchGrid; column++)
+                occupied[row * patchGrid + column] = Cells[row / perCell * GridSide + column / perCell].HasValue;
+        return tensor(occupied).reshape(patchGrid, patchGrid);
+    }
 }

@@ -7,7 +7,7 @@ namespace DualLora.Display;
 public sealed record ImagePoint(double X, double Y, double Weight, int Group);
 
 /// <summary>
-/// Figures drawn over an image with SkiaSharp, as PNG: sampling points (VCE's figure).
+/// Figures drawn over an image with SkiaSharp, as PNG: sampling points and per-patch values (VCE's figures).
 /// </summary>
 public static class ImageOverlays
 {
@@ -40,6 +40,46 @@ public static class ImageOverlays
             float cellWidth = width / (float)h.GridWidth, cellHeight = height / (float)h.GridHeight;
             using var outline = new SKPaint { Color = SKColors.White, IsStroke = true, StrokeWidth = 2 };
             canvas.DrawRect((float)(h.X * width - cellWidth / 2), (float)(h.Y * height - cellHeight / 2), cellWidth, cellHeight, outline);
+        }
+        return PngImage.FromBitmap(bitmap);
+    }
+
+    /// <summary>
+    /// The grey image (scaled by <paramref name="scale"/>), then one copy of it per grid of values, side by side
+    /// with a gap of <paramref name="gap"/> pixels: each grid (rows x columns of patches, dividing the image
+    /// evenly) is normalised to its own maximum, each patch's value covers the patch's pixels in viridis
+    /// (0 dark purple, the maximum yellow), blended over the grey image with <paramref name="opacity"/>.
+    /// </summary>
+    public static PngImage PatchValues(torch.Tensor image, IReadOnlyList<torch.Tensor> grids, int scale = 4, double opacity = 0.6, int gap = 6)
+    {
+        if (image.dim() != 2) throw new ArgumentException($"The image needs a 2-D tensor, got shape [{string.Join(", ", image.shape)}].", nameof(image));
+        if (opacity < 0 || opacity > 1) throw new ArgumentOutOfRangeException(nameof(opacity), "opacity must lie in [0, 1].");
+        using var grey = GreyBitmap(image, scale);
+        int width = grey.Width, height = grey.Height;
+        using var bitmap = new SKBitmap(width * (grids.Count + 1) + gap * grids.Count, height, SKColorType.Rgba8888, SKAlphaType.Opaque);
+        using var canvas = new SKCanvas(bitmap);
+        canvas.Clear(SKColors.White);
+        canvas.DrawBitmap(grey, 0, 0);
+        for (int g = 0; g < grids.Count; g++)
+        {
+            var grid = grids[g];
+            if (grid.dim() != 2) throw new ArgumentException($"Grid {g} needs a 2-D tensor, got shape [{string.Join(", ", grid.shape)}].", nameof(grids));
+            int rows = (int)grid.shape[0], columns = (int)grid.shape[1];
+            if (height % rows != 0 || width % columns != 0)
+                throw new ArgumentException($"Grid {g} ({rows} x {columns}) does not divide the {height} x {width} image evenly.", nameof(grids));
+            using var cpu = grid.detach().to(torch.CPU).to(torch.float64).contiguous();
+            double[] values = cpu.data<double>().ToArray();
+            double highest = values.Max();
+            int left = (width + gap) * (g + 1), cellWidth = width / columns, cellHeight = height / rows;
+            canvas.DrawBitmap(grey, left, 0);
+            using var paint = new SKPaint();
+            for (int r = 0; r < rows; r++)
+                for (int c = 0; c < columns; c++)
+                {
+                    double share = highest > 0 ? Math.Clamp(values[r * columns + c] / highest, 0, 1) : 0;
+                    paint.Color = PngImage.Viridis(share).WithAlpha((byte)Math.Round(255 * opacity));
+                    canvas.DrawRect(left + c * cellWidth, r * cellHeight, cellWidth, cellHeight, paint);
+                }
         }
         return PngImage.FromBitmap(bitmap);
     }

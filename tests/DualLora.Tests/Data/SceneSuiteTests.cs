@@ -156,4 +156,15 @@ public class SceneSuiteTests(ShippedFashionMnist fashion) : IClassFixture<Shippe
         var presence = rates.Single(r => r.Task == "presence" && r.Split == SceneSplit.Training);
         Assert.InRange(presence.Rate, 0.5, 0.6);   // half the questions ask for a present class
     }
+
+    [Fact]
+    public void Occupied_patches_follow_the_cells_that_hold_an_item()
+    {
+        var scene = new FashionScene([new SceneItem(0, 1), null, null, new SceneItem(1, 2)]);   // top left and bottom right
+        using var patches = scene.OccupiedPatches(4);
+        bool[] expected = [true, true, false, false, true, true, false, false, false, false, true, true, false, false, true, true];
+        Assert.Equal(expected, patches.data<bool>().ToArray());
+        Assert.Equal(32, scene.OccupiedPatches(8).sum().item<long>());
+        Assert.Throws<ArgumentException>(() => scene.OccupiedPatches(7));
+    }
 }
