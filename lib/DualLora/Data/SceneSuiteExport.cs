@@ -1,5 +1,3 @@
-using System.Text.Encodings.Web;
-using System.Text.Json;
 using DualLora.IO;
 using SkiaSharp;
 using static TorchSharp.torch;
@@ -20,9 +18,6 @@ public static class SceneSuiteExport
 {
     public const string ImageFolderName = "images";
 
-    // LLaVA's files spell the placeholder as "<image>", not as the escaped "\u003Cimage\u003E" the default encoder writes.
-    static readonly JsonWriterOptions WriterOptions = new() { Indented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
-
     public static ExportedSuite Write(SceneSuite suite, FashionMnist source, string folder)
     {
         folder = Path.GetFullPath(folder);
@@ -39,40 +34,13 @@ public static class SceneSuiteExport
                 imageCount++;
             }
             jsonFiles[split] = Path.Combine(folder, $"{SceneSuite.SplitName(split)}.json");
-            AtomicFile.Write(jsonFiles[split], stream => WriteSamples(stream, suite.Samples(split)));
+            LlavaInstructionWriter.Write(jsonFiles[split], suite.Samples(split).Select(s => s.ToInstructionSample()), folder);
         }
         return new ExportedSuite(jsonFiles, Path.Combine(folder, ImageFolderName), imageCount);
     }
 
     /// <summary>A scene's image path relative to the export folder, with '/' as LLaVA's files write it.</summary>
     public static string ImagePath(SceneSplit split, int sceneIndex) => $"{ImageFolderName}/{SceneSuite.SplitName(split)}-{sceneIndex:D5}.png";
-
-    static void WriteSamples(Stream stream, IReadOnlyList<SceneSample> samples)
-    {
-        using var json = new Utf8JsonWriter(stream, WriterOptions);
-        json.WriteStartArray();
-        foreach (var sample in samples)
-        {
-            json.WriteStartObject();
-            json.WriteString("id", sample.Id);
-            json.WriteString("image", ImagePath(sample.Split, sample.SceneIndex));
-            json.WriteStartArray("conversations");
-            WriteTurn(json, "human", sample.HumanTurn);
-            WriteTurn(json, "gpt", sample.Answer);
-            json.WriteEndArray();
-            json.WriteString("task", sample.Task);
-            json.WriteEndObject();
-        }
-        json.WriteEndArray();
-    }
-
-    static void WriteTurn(Utf8JsonWriter json, string from, string value)
-    {
-        json.WriteStartObject();
-        json.WriteString("from", from);
-        json.WriteString("value", value);
-        json.WriteEndObject();
-    }
 
     /// <summary>A contiguous uint8 [H, W] (as <see cref="FashionScene.Render"/> returns) to an 8-bit greyscale PNG.</summary>
     static byte[] EncodeGreyPng(Tensor pixels)
