@@ -36,10 +36,10 @@ public sealed record SkillSpaceLayerActivations(
 public static class SkillSpaceActivations
 {
     /// <summary>One layer's subspace outputs for inputs x (..., d_in), each (..., r), in eval mode.</summary>
-    public readonly record struct Subspaces(Tensor Holistic, Tensor? Rectified, Tensor? Gate);
+    public readonly record struct SubspaceOutputs(Tensor Holistic, Tensor? Rectified, Tensor? Gate);
 
     /// <summary>Dual-LoRA: (s, s ⊙ t, t) from <see cref="DualLoraAdapter.Subspaces"/>; LoRA: (A x, null, null).</summary>
-    public static Subspaces Outputs(Adapter adapter, Tensor x)
+    public static SubspaceOutputs Outputs(Adapter adapter, Tensor x)
     {
         switch (adapter)
         {
@@ -124,7 +124,9 @@ public static class SkillSpaceActivations
             for (int j = i + 1; j < profiles.Count; j++)
             {
                 if (profiles[i].Count != profiles[j].Count) throw new ArgumentException($"profile {i} has {profiles[i].Count} ranks, profile {j} {profiles[j].Count}.", nameof(profiles));
-                sum += profiles[i].Zip(profiles[j], (a, b) => a * b).Sum() / (Norm(profiles[i]) * Norm(profiles[j]));
+                double norms = Norm(profiles[i]) * Norm(profiles[j]);
+                if (norms == 0) throw new ArgumentException($"profile {(Norm(profiles[i]) == 0 ? i : j)} is all zero: it has no direction to compare.", nameof(profiles));
+                sum += profiles[i].Zip(profiles[j], (a, b) => a * b).Sum() / norms;
                 pairs++;
             }
         return sum / pairs;

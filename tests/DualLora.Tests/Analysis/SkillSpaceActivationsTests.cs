@@ -203,5 +203,6 @@ public sealed class SkillSpaceActivationsTests : IDisposable
         Assert.Equal(0, SkillSpaceActivations.MeanPairwiseCosine([[1.0, 0, 0], [0.0, 3, 0]]), 12);
         // Pairs (1,2): 1, (1,3): 0, (2,3): 0.
         Assert.Equal(1.0 / 3, SkillSpaceActivations.MeanPairwiseCosine([[1.0, 0], [2.0, 0], [0.0, 1]]), 12);
+        Assert.Contains("profile 1 is all zero", Assert.Throws<ArgumentException>(() => SkillSpaceActivations.MeanPairwiseCosine([[1.0, 0], [0.0, 0]])).Message);
     }
 }
