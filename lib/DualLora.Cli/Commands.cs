@@ -56,6 +56,14 @@ public static class Commands
             before the first step. A non-empty OUT is refused unless --resume, which continues each stage from its
             newest checkpoint.
             """),
+        new("compare", "[--profile smoke|full] [--data DIR] [--out DIR] [--report DIR] [--model DIR] [--seeds N]", """
+            Compare LoRA, the three LoRA mixtures and Dual-LoRA, each without and with VCE, on the scene suite at matched
+            trainable budgets (those of Dual-LoRA r = 4, 16, 32 in the full profile), the equal-rank runs and the LayerNorm/ReLU
+            ablation, over N seeds (default 3), each method's learning rate chosen on the validation split; score by generation on
+            the evaluation split. Writes DIR/plan.json, a record per run (DIR/runs/*.json), results.csv, results.md and the
+            stage-2 curves to --report (default: --out, itself default runs/compare-PROFILE); started again, it continues where it
+            stopped. --data: a scene-suite export (default: exported into OUT/scenes); --model: the base (data/pretrained/small-llava).
+            """),
         new("eval", "(--run DIR | --model DIR [--tokenizer FILE]) --data FILE [--images DIR] --out DIR [--batch N] [--max-new-tokens N]", """
             Generate answers for a LLaVA JSON file (images under --images, default the file's folder) with a trained run
             (--run: its OUT/final folder, or OUT) or a base llava-hf model as it is (--model); write DIR/predictions.jsonl
@@ -119,6 +127,7 @@ public static class Commands
                 ["bench", "train", .. var rest] => BenchTrain(Options.Parse(rest, ["--steps", "--batch", "--text", "--checkpoint-every", "--rounds"], []), output),
                 ["bench", "data", .. var rest] => BenchData(Options.Parse(rest, ["--scenes", "--batch", "--steps"], []), output),
                 ["bench", "adapters", .. var rest] => BenchAdapters(Options.Parse(rest, ["--tokens", "--repeats"], []), output),
+                ["compare", .. var rest] => CompareCommand.Run(Options.Parse(rest, ["--profile", "--data", "--out", "--report", "--model", "--seeds"], []), output),
                 ["train", .. var rest] => TrainCommand.Run(Options.Parse(rest, ["--config"], ["--resume"]), output, error),
                 ["eval", .. var rest] => EvalCommand.Run(Options.Parse(rest, ["--run", "--model", "--tokenizer", "--data", "--images", "--out", "--batch", "--max-new-tokens"], []), output),
                 ["data", .. var rest] => DataCommands.Run(rest, output),
@@ -185,7 +194,7 @@ public static class Commands
         return 0;
     }
 
-    static Profile? ParseProfile(Options options) => options.Value("--profile") switch
+    internal static Profile? ParseProfile(Options options) => options.Value("--profile") switch
     {
         null => null,
         "smoke" => Profile.Smoke,

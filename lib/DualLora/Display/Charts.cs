@@ -11,6 +11,13 @@ public static class Charts
         new(title, xTitle, yTitle, series);
 
     /// <summary>
+    /// Grouped bars: one group per category, one bar per series in it, whiskers of ± each series' errors (when given).
+    /// Set <c>Reference</c> (with <c>ReferenceName</c>) to mark a value per category, such as a chance level.
+    /// </summary>
+    public static BarChart Bars(string title, string xTitle, string yTitle, IReadOnlyList<string> categories, params BarSeries[] series) =>
+        new(title, xTitle, yTitle, categories, series);
+
+    /// <summary>
     /// The loss per optimizer step of one or more runs, one line each. With <paramref name="smoothing"/> above 1
     /// each point is the mean of the last that many steps (fewer at the start), so a noisy curve shows its trend.
     /// </summary>

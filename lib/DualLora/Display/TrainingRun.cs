@@ -1,5 +1,3 @@
-using System.Text.Json;
-using System.Text.Json.Nodes;
 using DualLora.Training;
 
 namespace DualLora.Display;
@@ -20,24 +18,7 @@ public sealed record TrainingRun(string Name, IReadOnlyList<(int Step, double Lo
     /// </summary>
     public static TrainingRun FromMetrics(string path, string? name = null)
     {
-        string file = Directory.Exists(path) ? Path.Combine(path, "metrics.jsonl") : path;
-        if (!File.Exists(file)) throw new FileNotFoundException($"{file}: no such metrics file.", file);
-        var losses = new List<(int, double)>();
-        int number = 0;
-        foreach (string line in File.ReadLines(file))
-        {
-            number++;
-            if (line.Trim().Length == 0) continue;
-            JsonNode? json;
-            try { json = JsonNode.Parse(line); }
-            catch (JsonException e) { throw new InvalidDataException($"{file}, line {number}: not valid JSON ({e.Message}).", e); }
-            losses.Add((Number<int>(json, "step", file, number), Number<double>(json, "loss", file, number)));
-        }
-        if (losses.Count == 0) throw new InvalidDataException($"{file}: no steps recorded.");
-        return new(name ?? Path.GetFileName(Path.GetDirectoryName(Path.GetFullPath(file))) ?? file, losses);
+        string file = Directory.Exists(path) ? Path.Combine(path, TrainingMetrics.FileName) : path;
+        return new(name ?? Path.GetFileName(Path.GetDirectoryName(Path.GetFullPath(file))) ?? file, TrainingMetrics.ReadLosses(file));
     }
-
-    static T Number<T>(JsonNode? json, string field, string file, int line) =>
-        json?[field] is JsonValue value && value.TryGetValue(out T? number) && number is not null ? number
-            : throw new InvalidDataException($"{file}, line {line}: field '{field}' is missing or not {(typeof(T) == typeof(int) ? "a whole number" : "a number")}.");
 }

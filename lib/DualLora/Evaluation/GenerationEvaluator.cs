@@ -60,16 +60,20 @@ public sealed class GenerationEvaluator
     public EvaluationResult Evaluate(IReadOnlyList<InstructionSample> samples, Func<InstructionSample, Tensor> loadImage)
     {
         if (samples.Count == 0) throw new ArgumentException("no samples to evaluate.", nameof(samples));
-        var predictions = new List<Prediction>();
-        for (int start = 0; start < samples.Count; start += Options.BatchSize)
+        // Batches hold one task where they can: a batch generates until its longest answer ends, so a short-answer
+        // task batched with a list task would wait for the list. The predictions keep the samples' order.
+        var order = samples.Select((sample, index) => (Sample: sample, Index: index)).OrderBy(s => TaskOf(s.Sample), StringComparer.Ordinal).ThenBy(s => s.Index).ToList();
+        var predictions = new Prediction[samples.Count];
+        for (int start = 0; start < order.Count; start += Options.BatchSize)
         {
-            var batch = samples.Skip(start).Take(Options.BatchSize).ToList();
+            var positions = order.Skip(start).Take(Options.BatchSize).ToList();
+            var batch = positions.Select(p => p.Sample).ToList();
             using var scope = NewDisposeScope();
             var prompts = batch.Select(_collator.PromptIds).ToList();
             var pixels = stack(batch.Select(sample => Image(sample, loadImage)).ToArray());
             var answers = LlavaGeneration.Generate(_model, prompts, pixels, Options.MaxNewTokens, _collator.EndOfSentenceId, _collator.PadId);
             for (int i = 0; i < batch.Count; i++)
-                predictions.Add(new Prediction(batch[i].Id, TaskOf(batch[i]), PromptText(prompts[i]), Reference(batch[i]), Decode(answers[i]).Trim()));
+                predictions[positions[i].Index] = new Prediction(batch[i].Id, TaskOf(batch[i]), PromptText(prompts[i]), Reference(batch[i]), Decode(answers[i]).Trim());
         }
         return EvaluationResult.Score(predictions, Options.Kinds, Options.RougeBeta);
     }

@@ -114,6 +114,15 @@ public sealed class JsonObjectReader
         Find(name, JsonValueKind.Array) is { } node
             ? ListOf(name, node.AsArray(), JsonValueKind.Number, (n, i) => (int)AsWhole($"{name}[{i}]", n!, min, max)) : null;
 
+    public IReadOnlyList<long> LongList(string name, long min = long.MinValue, long max = long.MaxValue) =>
+        ListOf(name, Get(name, JsonValueKind.Array).AsArray(), JsonValueKind.Number, (n, i) => AsWhole($"{name}[{i}]", n!, min, max));
+
+    public IReadOnlyList<double> DoubleList(string name) =>
+        ListOf(name, Get(name, JsonValueKind.Array).AsArray(), JsonValueKind.Number, (n, i) => AsDouble($"{name}[{i}]", n!));
+
+    public IReadOnlyList<bool> BoolList(string name) =>
+        ListOf(name, Get(name, JsonValueKind.Array).AsArray(), JsonValueKind.True, n => n!.GetValue<bool>());
+
     /// <summary>A nested object, read with the same file and its path extended by the field's name.</summary>
     public JsonObjectReader Object(string name) => new(File, FieldPath(name), Get(name, JsonValueKind.Object).AsObject());
     public JsonObjectReader? OptionalObject(string name) =>

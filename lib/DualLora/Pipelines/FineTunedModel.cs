@@ -59,8 +59,7 @@ public sealed class FineTunedModel : IDisposable
         var model = HuggingFaceModels.LoadLlava(config.Model, config.Vce);
         try
         {
-            using (var connector = SafetensorsCheckpoint.Open(connectorFile))
-                StrictWeights.Load(model.connector.named_parameters().Select(p => ("connector." + p.name, (Tensor)p.parameter)), connector, key => key);
+            FineTuning.LoadConnector(model, connectorFile);
             string adapterFolder = Path.Combine(folder, Training.TrainingCheckpoint.AdapterFolder);
             var adapters = Directory.Exists(adapterFolder) ? AdapterFiles.Load(model, adapterFolder) : null;
             if (device is not null && device.type != DeviceType.CPU) model.to(device);

@@ -88,6 +88,7 @@ public sealed class FineTuning : IDisposable
         if (!File.Exists(config.Data.Train)) throw Fault("data.train", $"{config.Data.Train} does not exist.");
         if (!Directory.Exists(config.Data.Images)) throw Fault("data.images", $"the image folder {config.Data.Images} does not exist.");
         if (config.Data.Evaluation is { } evaluationFile && !File.Exists(evaluationFile)) throw Fault("data.evaluation", $"{evaluationFile} does not exist.");
+        if (config.Connector is { } connectorFile && !File.Exists(connectorFile)) throw Fault("connector", $"{connectorFile} does not exist.");
         Checked("adapter", () => { config.Adapter.ToConfig().Validate(); return true; });
         if (config.Precision == TrainingPrecision.BFloat16 && (device is null || device.type == DeviceType.CPU))
             throw Fault("precision", "is \"bfloat16\", which this project offers on CUDA devices only (environment.json: \"backend\": \"cuda\"); on the CPU training runs in \"float32\".");
@@ -117,6 +118,8 @@ public sealed class FineTuning : IDisposable
         }
         try
         {
+            if (config.Connector is { } connectorWeights)
+                Checked("connector", () => { LoadConnector(model, connectorWeights); return true; });
             var collator = Checked("model", () => InstructionCollator.For(tokenizer, ImagePreprocessing.ForVisionTower(model.Config.Vision), config.MaxLength));
             CheckTokens(training, collator, model.Config.Language.VocabSize, file);
             if (evaluation != null) CheckTokens(evaluation, collator, model.Config.Language.VocabSize, file);
@@ -131,6 +134,13 @@ public sealed class FineTuning : IDisposable
             model.Dispose();
             throw;
         }
+    }
+
+    /// <summary>Loads a connector's weights (keys <c>connector.*</c>, every key and shape checked) into <paramref name="model"/>.</summary>
+    public static void LoadConnector(LlavaModel model, string file)
+    {
+        using var connector = SafetensorsCheckpoint.Open(file);
+        StrictWeights.Load(model.connector.named_parameters().Select(p => ("connector." + p.name, (Tensor)p.parameter)), connector, key => key);
     }
 
     // What a file that is missing, unreadable or does not fit raises while it loads (not a bug or an out-of-memory).

@@ -29,9 +29,14 @@ public sealed record Stage2Settings(StageLength Length, double AdapterLearningRa
 
 /// <summary>
 /// The adapter stage 2 injects. <see cref="Rank"/> is the adapter's rank (for a mixture: each expert's rank);
-/// <see cref="Experts"/>, <see cref="TopK"/> and <see cref="AuxiliaryLossWeight"/> apply to the mixtures only.
+/// <see cref="Experts"/>, <see cref="TopK"/> and <see cref="AuxiliaryLossWeight"/> apply to the mixtures only,
+/// <see cref="UseLayerNorm"/> and <see cref="UseRelu"/> (the paper's ablation switches) to Dual-LoRA only.
+/// <see cref="RankPattern"/> is PEFT's <c>rank_pattern</c>: module path (or its last segments) → that layer's rank
+/// (for a mixture: the layer's total rank, spread over its experts), and <see cref="ExpertRanks"/> a mixture's rank per
+/// expert where they differ, as <see cref="ParameterBudget.Match"/> makes them.
 /// </summary>
-public sealed record AdapterSettings(string Method, int Rank, double Alpha, double Dropout, int Experts = 4, int TopK = 2, double AuxiliaryLossWeight = 0)
+public sealed record AdapterSettings(string Method, int Rank, double Alpha, double Dropout, int Experts = 4, int TopK = 2, double AuxiliaryLossWeight = 0,
+    IReadOnlyDictionary<string, int>? RankPattern = null, bool UseLayerNorm = true, bool UseRelu = true, IReadOnlyList<int>? ExpertRanks = null)
 {
     public static readonly IReadOnlyList<string> Methods = ["dual_lora", "lora", "moe_dense", "moe_top_k", "moe_rectified"];
 
@@ -41,15 +46,36 @@ public sealed record AdapterSettings(string Method, int Rank, double Alpha, doub
         : new(method, 32, 64, 0.05);
 
     /// <summary>The adapter config; its targets are left to the model's default (LLaVA: the decoder's q and v projections).</summary>
-    public AdapterConfig ToConfig() => Method switch
+    public AdapterConfig ToConfig()
     {
-        "dual_lora" => new DualLoraConfig(Rank, Alpha, Dropout),
-        "lora" => new LoraConfig(Rank, Alpha, Dropout),
-        "moe_dense" => new MoeLoraConfig(Routing.Dense, Experts, Rank, Alpha, TopK, Dropout, AuxiliaryLossWeight),
-        "moe_top_k" => new MoeLoraConfig(Routing.TopK, Experts, Rank, Alpha, TopK, Dropout, AuxiliaryLossWeight),
-        "moe_rectified" => new MoeLoraConfig(Routing.Rectified, Experts, Rank, Alpha, TopK, Dropout, AuxiliaryLossWeight),
-        _ => throw new ArgumentException($"adapter method \"{Method}\" is not one of {string.Join(", ", Methods)}."),
+        var pattern = RankPattern ?? new Dictionary<string, int>();
+        return Method switch
+        {
+            "dual_lora" => new DualLoraConfig(Rank, Alpha, Dropout, UseLayerNorm, UseRelu) { RankPattern = pattern },
+            "lora" => new LoraConfig(Rank, Alpha, Dropout) { RankPattern = pattern },
+            "moe_dense" => new MoeLoraConfig(Routing.Dense, Experts, Rank, Alpha, TopK, Dropout, AuxiliaryLossWeight, ExpertRanks) { RankPattern = pattern },
+            "moe_top_k" => new MoeLoraConfig(Routing.TopK, Experts, Rank, Alpha, TopK, Dropout, AuxiliaryLossWeight, ExpertRanks) { RankPattern = pattern },
+            "moe_rectified" => new MoeLoraConfig(Routing.Rectified, Experts, Rank, Alpha, TopK, Dropout, AuxiliaryLossWeight, ExpertRanks) { RankPattern = pattern },
+            _ => throw new ArgumentException($"adapter method \"{Method}\" is not one of {string.Join(", ", Methods)}."),
+        };
+    }
+
+    /// <summary>
+    /// The settings of an adapter config this pipeline can build (anything but rsLoRA), so a config made in code, such as
+    /// a budget-matched one, can be written to a run's file.
+    /// </summary>
+    public static AdapterSettings From(AdapterConfig config) => config switch
+    {
+        LoraConfig { UseRsLora: false } lora => new("lora", lora.Rank, lora.Alpha, lora.Dropout, RankPattern: Copy(lora.RankPattern)),
+        DualLoraConfig dual => new("dual_lora", dual.Rank, dual.EffectiveAlpha, dual.Dropout, RankPattern: Copy(dual.RankPattern),
+            UseLayerNorm: dual.UseLayerNorm, UseRelu: dual.UseRelu),
+        MoeLoraConfig moe => new(moe.Routing switch { Routing.Dense => "moe_dense", Routing.TopK => "moe_top_k", _ => "moe_rectified" },
+            moe.ExpertRank, moe.Alpha, moe.Dropout, moe.Experts, moe.TopK, moe.AuxiliaryLossWeight, Copy(moe.RankPattern), ExpertRanks: moe.ExpertRanks),
+        _ => throw new ArgumentException($"{config}: a fine-tuning config cannot express rsLoRA."),
     };
+
+    static IReadOnlyDictionary<string, int>? Copy(IReadOnlyDictionary<string, int> pattern) =>
+        pattern.Count == 0 ? null : new SortedDictionary<string, int>(pattern.ToDictionary(), StringComparer.Ordinal);
 }
 
 /// <summary>The type of the model's weights and activations while it trains and is evaluated.</summary>
@@ -93,6 +119,13 @@ public sealed record FineTuningConfig(
 {
     /// <summary>The file the config was read from, as errors name it (null for a config built in code).</summary>
     public string? File { get; init; }
+
+    /// <summary>
+    /// A connector's weights to start from (a <c>connector.safetensors</c> of an earlier run's final folder, keys <c>connector.*</c>,
+    /// of the same VCE settings), instead of the model's projector and a freshly initialised VCE: so several runs can share
+    /// one stage 1 (give it with stage 1 at 0 steps). Null: start from the model.
+    /// </summary>
+    public string? Connector { get; init; }
 
     public EvaluationSettings EvaluationOrDefault => Evaluation ?? new EvaluationSettings();
 
@@ -143,7 +176,11 @@ public sealed record FineTuningConfig(
             json.OptionalLong("seed") ?? 0,
             json.OptionalInt("checkpoint_every", 0) ?? 50,
             evaluationSettings,
-            json.OptionalChoice("precision", Precisions) ?? TrainingPrecision.Float32) { File = file };
+            json.OptionalChoice("precision", Precisions) ?? TrainingPrecision.Float32)
+        {
+            File = file,
+            Connector = json.OptionalString("connector") is { } connector ? Resolve(connector) : null,
+        };
         json.RejectUnknownFields();
         if (config.Stage1.Length.IsZero && config.Stage2.Length.IsZero)
             throw json.FieldError("stages", "trains nothing: both stages have 0 steps or epochs.");
@@ -183,16 +220,35 @@ public sealed record FineTuningConfig(
             Ranged(json, "dropout", defaults.Dropout, d => d is >= 0 and < 1, "in [0, 1)"),
             json.OptionalInt("experts", 1) ?? defaults.Experts,
             json.OptionalInt("top_k", 1) ?? defaults.TopK,
-            Ranged(json, "aux_loss_weight", defaults.AuxiliaryLossWeight, w => w >= 0, "0 or more"));
-        foreach (var field in new[] { "experts", "top_k", "aux_loss_weight" })
+            Ranged(json, "aux_loss_weight", defaults.AuxiliaryLossWeight, w => w >= 0, "0 or more"),
+            ReadRankPattern(json),
+            json.OptionalBool("layer_norm") ?? true,
+            json.OptionalBool("relu") ?? true,
+            json.OptionalIntList("expert_ranks", 1));
+        foreach (var field in new[] { "experts", "top_k", "aux_loss_weight", "expert_ranks" })
             if (!mixture && json.Kind(field) is not (JsonValueKind.Undefined or JsonValueKind.Null))
                 throw json.FieldError(field, $"applies to the mixtures (moe_dense, moe_top_k, moe_rectified), not to \"{method}\".");
+        foreach (var field in new[] { "layer_norm", "relu" })
+            if (method != "dual_lora" && json.Kind(field) is not (JsonValueKind.Undefined or JsonValueKind.Null))
+                throw json.FieldError(field, $"applies to dual_lora (the ablation's switches), not to \"{method}\".");
+        if (settings.ExpertRanks is { } ranks && ranks.Count != settings.Experts)
+            throw json.FieldError("expert_ranks", $"holds {ranks.Count} ranks for {settings.Experts} experts; give one rank per expert.");
+        if (mixture && settings.RankPattern is { } pattern && pattern.FirstOrDefault(p => p.Value < settings.Experts) is { Key: not null } small)
+            throw json.FieldError($"rank_pattern.{small.Key}", $"is {small.Value}; a mixture's layer needs a total rank of at least {settings.Experts} (one per expert).");
         if (method == "moe_top_k" && settings.TopK > settings.Experts)
             throw json.FieldError("top_k", $"is {settings.TopK}; it must be at most the number of experts ({settings.Experts}).");
         if (method == "moe_dense" && settings.AuxiliaryLossWeight > 0)
             throw json.FieldError("aux_loss_weight", "must be 0 for dense routing (top-k has load balancing, rectified has L1).");
         json.RejectUnknownFields();
         return settings;
+    }
+
+    static IReadOnlyDictionary<string, int>? ReadRankPattern(JsonObjectReader adapter)
+    {
+        if (adapter.OptionalObject("rank_pattern") is not { } json) return null;
+        var pattern = new SortedDictionary<string, int>(StringComparer.Ordinal);
+        foreach (string name in json.Names.ToList()) pattern[name] = json.Int(name, 1);
+        return pattern;
     }
 
     static StageLength ReadLength(JsonObjectReader? stage)
@@ -229,10 +285,18 @@ public sealed record FineTuningConfig(
             adapter["experts"] = Adapter.Experts;
             adapter["top_k"] = Adapter.TopK;
             adapter["aux_loss_weight"] = Adapter.AuxiliaryLossWeight;
+            if (Adapter.ExpertRanks is { } ranks) adapter["expert_ranks"] = new JsonArray(ranks.Select(r => (JsonNode)JsonValue.Create(r)).ToArray());
         }
+        if (Adapter.Method == "dual_lora")
+        {
+            adapter["layer_norm"] = Adapter.UseLayerNorm;
+            adapter["relu"] = Adapter.UseRelu;
+        }
+        if (Adapter.RankPattern is { Count: > 0 } pattern)
+            adapter["rank_pattern"] = new JsonObject(pattern.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => KeyValuePair.Create(p.Key, (JsonNode?)JsonValue.Create(p.Value))));
         var data = new JsonObject { ["train"] = Data.Train, ["images"] = Data.Images };
         if (Data.Evaluation is { } evaluation) data["evaluation"] = evaluation;
-        return new JsonObject
+        var json = new JsonObject
         {
             ["model"] = Model,
             ["tokenizer"] = Tokenizer,
@@ -257,6 +321,8 @@ public sealed record FineTuningConfig(
             ["output"] = Output,
             ["evaluation"] = new JsonObject { ["batch_size"] = EvaluationOrDefault.BatchSize, ["max_new_tokens"] = EvaluationOrDefault.MaxNewTokens },
         };
+        if (Connector is { } connector) json["connector"] = connector;
+        return json;
     }
 
     /// <summary>Writes <see cref="ToJson"/> to <paramref name="path"/> (atomically).</summary>

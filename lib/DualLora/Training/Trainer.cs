@@ -23,7 +23,6 @@ public sealed record TrainingObjective<TBatch>(Func<TBatch, Tensor> Loss, Func<T
 /// </summary>
 public sealed class Trainer<TBatch> : IDisposable
 {
-    const string MetricsFile = "metrics.jsonl";
 
     readonly nn.Module model;
     readonly TrainingObjective<TBatch> objective;
@@ -105,7 +104,7 @@ public sealed class Trainer<TBatch> : IDisposable
         elapsedBefore = saved.ElapsedSeconds;
         LastCheckpoint = checkpoint;
         resumed = true;
-        if (Options.OutputFolder != null) KeepMetricsUpTo(Path.Combine(Options.OutputFolder, MetricsFile), Step);
+        if (Options.OutputFolder != null) KeepMetricsUpTo(Path.Combine(Options.OutputFolder, TrainingMetrics.FileName), Step);
     }
 
     /// <summary>Trains until <see cref="TrainerOptions.Steps"/> optimizer steps are done and returns their records.</summary>
@@ -116,7 +115,7 @@ public sealed class Trainer<TBatch> : IDisposable
         if (Options.OutputFolder != null)
         {
             Directory.CreateDirectory(Options.OutputFolder);
-            metrics = new StreamWriter(Path.Combine(Options.OutputFolder, MetricsFile), append: true) { AutoFlush = true };
+            metrics = new StreamWriter(Path.Combine(Options.OutputFolder, TrainingMetrics.FileName), append: true) { AutoFlush = true };
         }
         var clock = Stopwatch.StartNew();
         var pace = new Queue<(double Seconds, int Step)>();
@@ -128,7 +127,7 @@ public sealed class Trainer<TBatch> : IDisposable
                 cancellation.ThrowIfCancellationRequested();
                 var record = TrainStep(batches, clock, pace);
                 history.Add(record);
-                metrics?.WriteLine(MetricsLine(record));
+                metrics?.WriteLine(TrainingMetrics.Line(record));
                 Progress?.Invoke(record);
                 bool last = Step == Options.Steps, due = Options.CheckpointEvery > 0 && Step % Options.CheckpointEvery == 0;
                 if (Options.OutputFolder != null && (last || due)) SaveCheckpoint(elapsedBefore + clock.Elapsed.TotalSeconds);
@@ -222,18 +221,6 @@ public sealed class Trainer<TBatch> : IDisposable
         adapters is null ? null : AdapterFiles.ConfigJson(adapters.Config),
         trainable.ToDictionary(p => p.Name, p => p.Parameter.shape, StringComparer.Ordinal),
         model.parameters().Sum(p => p.numel()), optimizer.StateSteps());
-
-    static string MetricsLine(TrainingProgress p) => new JsonObject
-    {
-        ["stage"] = p.Stage,
-        ["step"] = p.Step,
-        ["loss"] = p.Loss,
-        ["lr"] = p.LearningRate,
-        ["grad_norm"] = p.GradNorm,
-        ["tokens"] = p.Tokens,
-        ["tokens_per_s"] = Math.Round(p.TokensPerSecond, 1),
-        ["elapsed_s"] = Math.Round(p.Elapsed.TotalSeconds, 3),
-    }.ToJsonString();
 
     // A resumed run drops the lines of steps after its checkpoint (written before the process stopped), so the file reads as one unbroken run.
     static void KeepMetricsUpTo(string path, int step)

@@ -123,6 +123,12 @@ public sealed class FineTuningConfigTests : IDisposable
     [InlineData("\"adapter\": {\"method\": \"moe_top_k\", \"experts\": 2, \"top_k\": 3}", "field 'adapter.top_k' is 3; it must be at most the number of experts (2)")]
     [InlineData("\"adapter\": {\"method\": \"moe_dense\", \"aux_loss_weight\": 0.1}", "field 'adapter.aux_loss_weight' must be 0 for dense routing")]
     [InlineData("\"adapter\": {\"ranks\": 4}", "unknown field 'adapter.ranks'")]
+    [InlineData("\"adapter\": {\"method\": \"lora\", \"relu\": false}", "field 'adapter.relu' applies to dual_lora")]
+    [InlineData("\"adapter\": {\"method\": \"lora\", \"expert_ranks\": [1, 2]}", "field 'adapter.expert_ranks' applies to the mixtures")]
+    [InlineData("\"adapter\": {\"method\": \"moe_dense\", \"expert_ranks\": [1, 2]}", "field 'adapter.expert_ranks' holds 2 ranks for 4 experts")]
+    [InlineData("\"adapter\": {\"method\": \"moe_dense\", \"rank_pattern\": {\"q_proj\": 3}}", "field 'adapter.rank_pattern.q_proj' is 3; a mixture's layer needs a total rank of at least 4")]
+    [InlineData("\"adapter\": {\"rank_pattern\": {\"q_proj\": 0}}", "field 'adapter.rank_pattern.q_proj' is 0")]
+    [InlineData("\"connector\": 5", "field 'connector' is 5; it must be a JSON string")]
     [InlineData("\"stages\": {\"stage1\": {\"steps\": 3, \"epochs\": 1}}", "field 'stages.stage1.steps' and 'epochs' are both given")]
     [InlineData("\"stages\": {\"stage1\": {\"steps\": -1}}", "field 'stages.stage1.steps' is -1; allowed values: whole numbers from 0")]
     [InlineData("\"stages\": {\"stage1\": {\"epochs\": -1}}", "field 'stages.stage1.epochs' is -1")]
@@ -168,6 +174,38 @@ public sealed class FineTuningConfigTests : IDisposable
         var error = Assert.Throws<InvalidDataException>(() => FineTuningConfig.Read(file));
         Assert.StartsWith(file + ": ", error.Message);
         Assert.Contains(expected, error.Message);
+    }
+
+    [Fact]
+    public void Budget_matched_adapters_and_a_shared_connector_are_written_and_read_back()
+    {
+        var layers = Enumerable.Range(0, 4).SelectMany(i => new[] { ($"model.layers.{i}.self_attn.q_proj", 192L, 192L), ($"model.layers.{i}.self_attn.v_proj", 192L, 64L) }).ToList();
+        long budget = ParameterBudget.Count(new DualLoraConfig(4), layers);
+        AdapterConfig[] adapters =
+        [
+            ParameterBudget.Match(new LoraConfig(), layers, budget),
+            ParameterBudget.Match(new MoeLoraConfig(Routing.TopK), layers, budget * 3),
+            new DualLoraConfig(4, Dropout: 0.1, UseLayerNorm: false, UseRelu: false),
+        ];
+        Assert.NotEmpty(((LoraConfig)adapters[0]).RankPattern);
+        Assert.NotNull(((MoeLoraConfig)adapters[1]).ExpertRanks);
+        foreach (var adapter in adapters)
+        {
+            var config = FineTuningConfig.Read(Write(Minimal)) with { Adapter = AdapterSettings.From(adapter), File = null };
+            config = config with { Connector = _folder.File("stage1/final/connector.safetensors") };
+            string file = _folder.File("written.json");
+            config.Write(file);
+            var read = FineTuningConfig.Read(file);
+            Assert.Equal(config.Connector, read.Connector);
+            var rebuilt = read.Adapter.ToConfig();
+            Assert.Equal(adapter.GetType(), rebuilt.GetType());
+            Assert.Equal(ParameterBudget.Count(adapter, layers), ParameterBudget.Count(rebuilt, layers));
+            foreach (var (path, _, _) in layers)
+                Assert.Equal(adapter.ForLayer(path).ParameterCount(192, 64), rebuilt.ForLayer(path).ParameterCount(192, 64));
+            Assert.Equal(adapter.Scaling, rebuilt.Scaling, 12);
+        }
+        var ablation = Assert.IsType<DualLoraConfig>(AdapterSettings.From(adapters[2]).ToConfig());
+        Assert.Equal((false, false, 0.1), (ablation.UseLayerNorm, ablation.UseRelu, ablation.Dropout));
     }
 
     [Fact]
