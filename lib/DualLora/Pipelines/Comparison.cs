@@ -84,7 +84,9 @@ public sealed class Comparison
                 Stage1(vce, seed, progress, cancellation);
         int index = 0;
         foreach (var run in selection) Execute(run, validation, "validation", ++index, selection.Count, progress, cancellation);
-        var chosen = plan.EvaluationRuns(ChosenRate);
+        // Each method's choice reads its selection records once, not once per run that uses it.
+        var rates = new Dictionary<(string, bool), double>();
+        var chosen = plan.EvaluationRuns((method, vce) => rates.TryGetValue((method, vce), out var rate) ? rate : rates[(method, vce)] = ChosenRate(method, vce));
         foreach (var ((method, vce), rate) in chosen.Select(r => ((r.Method, r.Vce), r.LearningRate)).Distinct())
             log($"learning rate for {method}{(vce ? " + VCE" : "")}: {rate:G3} (best exact match on {plan.ValidationScenes} validation scenes)");
         index = 0;
@@ -195,8 +197,7 @@ public sealed class Comparison
             .Select(run => (run.LearningRate, File: RecordFile(run))).ToList();
         var missing = candidates.Where(c => !File.Exists(c.File)).Select(c => c.File).ToList();
         if (missing.Count > 0) throw new InvalidOperationException($"no learning rate chosen yet for {method} (VCE {vce}): {missing.Count} selection runs are missing, e.g. {missing[0]}.");
-        return candidates.Select(c => (c.LearningRate, Score: ComparisonRecord.Read(c.File).OverallExactMatch))
-            .OrderByDescending(c => c.Score).ThenBy(c => c.LearningRate).First().LearningRate;
+        return ComparisonReport.ChooseRate(candidates.ToDictionary(c => c.LearningRate, c => ComparisonRecord.Read(c.File).OverallExactMatch));
     }
 
     void Execute(ComparisonRunSpec run, string dataFile, string split, int index, int count, Action<ComparisonRunSpec?, TrainingProgress>? progress, CancellationToken cancellation)

@@ -69,10 +69,14 @@ public sealed class ComparisonReport
             .Select(g =>
             {
                 var scores = g.ToDictionary(r => r.Run.LearningRate, r => r.OverallExactMatch);
-                double? chosen = scores.Count == Plan.LearningRates.Count ? scores.OrderByDescending(s => s.Value).ThenBy(s => s.Key).First().Key : null;
+                double? chosen = scores.Count == Plan.LearningRates.Count ? ChooseRate(scores) : null;
                 return (g.Key.Method, g.Key.Vce, (IReadOnlyDictionary<double, double>)scores, chosen);
             })
             .ToList();
+
+    /// <summary>The learning rate with the highest validation score (learning rate → overall exact match); on a tie, the lower rate.</summary>
+    public static double ChooseRate(IReadOnlyDictionary<double, double> scores) =>
+        scores.OrderByDescending(s => s.Value).ThenBy(s => s.Key).First().Key;
 
     /// <summary>Every method of every setting scored on the evaluation split.</summary>
     public IReadOnlyList<ComparisonRow> Rows()
@@ -162,7 +166,8 @@ public sealed class ComparisonReport
             text.AppendLine();
         }
 
-        foreach (var setting in Rows().GroupBy(r => (r.Phase, r.Rank, r.Vce)))
+        var allRows = Rows();
+        foreach (var setting in allRows.GroupBy(r => (r.Phase, r.Rank, r.Vce)))
         {
             var (phase, rank, vce) = setting.Key;
             string title = phase switch
@@ -176,7 +181,7 @@ public sealed class ComparisonReport
             text.AppendLine($"| method | parameters | lr | {string.Join(" | ", Tasks)} | overall | Δ {(phase == ComparisonPhase.Ablation ? "Dual-LoRA" : "LoRA")} | seeds above |");
             text.AppendLine($"|---|---:|---:|{string.Concat(Tasks.Select(_ => "---:|"))}---:|---:|---:|");
             var rows = setting.ToList();
-            if (phase == ComparisonPhase.Ablation) rows = AgainstDualLora(rows, rank, vce);
+            if (phase == ComparisonPhase.Ablation) rows = AgainstDualLora(allRows, rows, rank, vce);
             foreach (var row in rows)
                 text.AppendLine($"| {row.Method} | {row.AdapterParameters:N0} | {row.LearningRate.ToString("G3", CultureInfo.InvariantCulture)} | " +
                     $"{string.Join(" | ", Tasks.Select(t => row.Scores.TryGetValue(t, out var s) ? s.Percent() : ""))} | {row.Scores[ComparisonRecord.Overall].Percent()} | " +
@@ -191,11 +196,11 @@ public sealed class ComparisonReport
     }
 
     /// <summary>The ablation's rows, with Dual-LoRA (both switches, the evaluation run of the same rank) first and every Δ taken against it.</summary>
-    List<ComparisonRow> AgainstDualLora(List<ComparisonRow> variants, int rank, bool vce)
+    List<ComparisonRow> AgainstDualLora(IReadOnlyList<ComparisonRow> allRows, List<ComparisonRow> variants, int rank, bool vce)
     {
         var reference = Records.Where(r => r.Run.Phase == ComparisonPhase.Evaluation && r.Run.Method == ComparisonPlan.DualLora && r.Run.Rank == rank && r.Run.Vce == vce)
             .ToDictionary(r => r.Run.Seed);
-        var both = Rows().FirstOrDefault(r => r.Phase == ComparisonPhase.Evaluation && r.Method == ComparisonPlan.DualLora && r.Rank == rank && r.Vce == vce);
+        var both = allRows.FirstOrDefault(r => r.Phase == ComparisonPhase.Evaluation && r.Method == ComparisonPlan.DualLora && r.Rank == rank && r.Vce == vce);
         var result = new List<ComparisonRow>();
         if (both != null) result.Add(both with { AgainstLora = null, Wins = 0 });
         foreach (var row in variants)

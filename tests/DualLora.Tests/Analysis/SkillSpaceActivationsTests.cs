@@ -13,8 +13,6 @@ namespace DualLora.Tests.Analysis;
 
 public sealed class SkillSpaceActivationsTests : IDisposable
 {
-    const string Alphabet = "▁abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:?.,!";
-
     // Answers of different lengths, so batches are padded.
     const string Samples = """
         [
@@ -35,11 +33,11 @@ public sealed class SkillSpaceActivationsTests : IDisposable
         TinyRun.WritePng(_folder.File("b.png"), 200);
         File.WriteAllText(_folder.File("data.json"), Samples);
         _data = LlavaInstructionData.Load(_folder.File("data.json"));
-        TinyRun.WriteTokenizer(_folder.File("tokenizer.model"), Alphabet);
+        TinyRun.WriteTokenizer(_folder.File("tokenizer.model"), TinyRun.Alphabet);
         _collator = InstructionCollator.For(HuggingFaceModels.LoadTokenizer(_folder.Path), ImagePreprocessing.Grey(6));
         _model = Weights.Randomize(new LlavaModel(new LlavaConfig(
             new ClipVisionConfig(HiddenSize: 8, IntermediateSize: 16, NumHiddenLayers: 2, NumAttentionHeads: 2, ImageSize: 6, PatchSize: 3, NumChannels: 1),
-            new LlamaConfig(VocabSize: 3 + Alphabet.Length, HiddenSize: 8, IntermediateSize: 16, NumHiddenLayers: 2, NumAttentionHeads: 2, NumKeyValueHeads: 1))), 3, 0.5);
+            new LlamaConfig(VocabSize: 3 + TinyRun.Alphabet.Length, HiddenSize: 8, IntermediateSize: 16, NumHiddenLayers: 2, NumAttentionHeads: 2, NumKeyValueHeads: 1))), 3, 0.5);
     }
 
     public void Dispose()
