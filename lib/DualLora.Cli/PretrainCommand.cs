@@ -36,7 +36,7 @@ static class PretrainCommand
         using var source = FashionMnist.Load(environment, FashionMnistSplit.Test);
 
         output.WriteLine($"pretrain: seed {settings.Seed}, {settings.Steps} steps of {settings.BatchSize}, lr {settings.LearningRate.ToString(CultureInfo.InvariantCulture)}, " +
-                         $"{settings.TrainingScenes:N0} training scenes described (\"{SceneDescription.Instruction}\"), {settings.ValidationScenes} validation scenes, " +
+                         $"{settings.TrainingScenes:N0} training scenes described (\"{SceneDescription.Instruction}\" and \"{string.Format(CultureInfo.InvariantCulture, SceneDescription.CellInstruction, "{position}")}\"), {settings.ValidationScenes} validation scenes, " +
                          $"{TorchSharp.torch.get_num_threads()} threads" + (settings.InitialModel is { } from ? $", continuing from {Path.GetFullPath(from)}" : ""));
         var result = Pretraining.Run(source, tokenizer, settings, p =>
         {
@@ -52,6 +52,8 @@ static class PretrainCommand
         output.WriteLine(FormattableString.Invariant(
             $"generic task on {scores.Samples} validation scenes: exact match {100 * scores.ExactMatch:F1}%, field accuracy {100 * scores.FieldAccuracy:F1}%"));
         foreach (var (field, accuracy) in scores.PerField) output.WriteLine(FormattableString.Invariant($"  {field,-16} {100 * accuracy,6:F1}%"));
+        output.WriteLine(FormattableString.Invariant(
+            $"cell descriptions: exact match {100 * scores.CellExactMatch:F1}%, the item's name right for {100 * scores.CellNameAccuracy:F1}% of the cells holding one"));
         var example = scores.Result.Predictions[0].Prediction;
         output.WriteLine($"example ({example.Id}):\n  reference:  {example.Reference}\n  prediction: {example.Text}");
         output.WriteLine($"saved: {folder} (config.json, model.safetensors, tokenizer.model)");

@@ -4,11 +4,19 @@ using static DualLora.Data.ClothingVocabulary;
 namespace DualLora.Data;
 
 /// <summary>
-/// The generic task the small base model is pretrained on, apart from the suite's seven tasks
-/// (<see cref="SceneTasks.All"/>): one instruction, "Describe the picture.", answered with every fact of the
-/// scene, field by field in a fixed order, each field "key: value." —
-/// <c>top left: sneaker, footwear, feet. top right: no item. bottom left: bag, accessory, hand. bottom right: no item.
+/// The generic tasks the small base model is pretrained on, apart from the suite's seven tasks
+/// (<see cref="SceneTasks.All"/>). The description, "Describe the picture.", is answered with every fact of the
+/// scene, field by field, each field "key: value." — the four cells in an order drawn per sample, then the list, the
+/// counts and whether the scene is full:
+/// <c>bottom left: bag, accessory, hand. top right: no item. top left: sneaker, footwear, feet. bottom right: no item.
 /// items: sneaker, bag. top items: 0. footwear items: 2. full: no.</c>
+/// The cell description, "Describe the item at the top left.", is answered with that one cell's value.
+/// <para>
+/// Why two tasks and a drawn order: a decoder that only ever wrote the cells in one fixed order could find each cell by
+/// how far into the answer it is, and fine-tuning could not turn that into answering a question about a position (measured:
+/// LoRA on the name task stayed at chance). With the order drawn and a cell asked for by name, the decoder has to read
+/// the position's words to find the cell, which is what every position question of the suite needs.
+/// </para>
 /// <para>
 /// Every word the seven tasks answer with is written here as those answers tokenize it: each item's name
 /// with a comma after it (the cells and inner list items, as the lists write them) and bare (the last item),
@@ -19,10 +27,16 @@ namespace DualLora.Data;
 /// </summary>
 public static class SceneDescription
 {
-    /// <summary>The sample's <c>task</c> field.</summary>
+    /// <summary>The description sample's <c>task</c> field.</summary>
     public const string TaskName = "description";
 
     public const string Instruction = "Describe the picture.";
+
+    /// <summary>The cell description sample's <c>task</c> field.</summary>
+    public const string CellTaskName = "cell";
+
+    /// <summary>The cell description's instruction; {0} is the position's name (<see cref="FashionScene.PositionNames"/>).</summary>
+    public const string CellInstruction = "Describe the item at the {0}.";
 
     /// <summary>What an empty cell's field says.</summary>
     public const string NoItem = "no item";
@@ -37,8 +51,7 @@ public static class SceneDescription
         var fields = new List<(string, string)>();
         for (int cell = 0; cell < FashionScene.CellCount; cell++)
         {
-            string value = scene.Cells[cell] is { } item ? $"{Names[item.Label]}, {Groups[item.Label]}, {BodyParts[item.Label]}" : NoItem;
-            fields.Add((FashionScene.PositionNames[cell], value));
+            fields.Add((FashionScene.PositionNames[cell], DescribeCell(scene, cell)));
         }
         fields.Add((FieldNames[4], string.Join(", ", scene.Items.Select(item => Names[item.Label]))));
         fields.Add((FieldNames[5], Count(scene, Top)));
@@ -47,8 +60,22 @@ public static class SceneDescription
         return fields;
     }
 
-    /// <summary>The description: each field as "key: value.", separated by spaces.</summary>
-    public static string Describe(FashionScene scene) => string.Join(" ", Fields(scene).Select(f => $"{f.Name}: {f.Value}."));
+    /// <summary>One cell's value: the item's name, group and body part, or <see cref="NoItem"/>.</summary>
+    public static string DescribeCell(FashionScene scene, int cell) =>
+        scene.Cells[cell] is { } item ? $"{Names[item.Label]}, {Groups[item.Label]}, {BodyParts[item.Label]}" : NoItem;
+
+    /// <summary>
+    /// The description: each field as "key: value.", separated by spaces; the four cells in <paramref name="cellOrder"/>
+    /// (a permutation of 0 to 3; reading order when null), the other fields after them in their fixed order.
+    /// </summary>
+    public static string Describe(FashionScene scene, IReadOnlyList<int>? cellOrder = null)
+    {
+        var fields = Fields(scene);
+        var order = cellOrder ?? Enumerable.Range(0, FashionScene.CellCount).ToList();
+        if (order.Count != FashionScene.CellCount || order.Distinct().Count() != FashionScene.CellCount || order.Any(c => c < 0 || c >= FashionScene.CellCount))
+            throw new ArgumentException($"the cell order must be a permutation of 0 to {FashionScene.CellCount - 1}, got [{string.Join(", ", order)}].", nameof(cellOrder));
+        return string.Join(" ", order.Select(cell => fields[cell]).Concat(fields.Skip(FashionScene.CellCount)).Select(f => $"{f.Name}: {f.Value}."));
+    }
 
     /// <summary>
     /// Reads a description back into its fields by key (the inverse of <see cref="Describe"/>); text that is not a
@@ -75,12 +102,27 @@ public static class SceneDescription
     }
 
     /// <summary>
-    /// One description sample per scene of a split, ids <c>{split}-{scene:D5}-description</c>, so they never clash
-    /// with the suite's own samples of the same scenes.
+    /// Two samples per scene of a split: its description (cells in a drawn order), id <c>{split}-{scene:D5}-description</c>,
+    /// then one drawn cell's description, id <c>{split}-{scene:D5}-cell</c>; the ids never clash with the suite's own samples
+    /// of the same scenes. The draws are seeded by the suite's seed and the split and made scene after scene, so a suite with
+    /// more scenes describes its first scenes as a smaller one does.
     /// </summary>
-    public static IReadOnlyList<SceneSample> Samples(SceneSuite suite, SceneSplit split) =>
-        suite.Scenes(split).Select((scene, i) => new SceneSample($"{SceneSuite.SplitName(split)}-{i:D5}-{TaskName}", split, i, TaskName, 0, Instruction, Describe(scene)))
-            .ToList();
+    public static IReadOnlyList<SceneSample> Samples(SceneSuite suite, SceneSplit split)
+    {
+        var random = new Random(unchecked(suite.Options.Seed * 8191 + (int)split + 1));
+        var samples = new List<SceneSample>();
+        foreach (var (scene, i) in suite.Scenes(split).Select((scene, i) => (scene, i)))
+        {
+            int[] order = Enumerable.Range(0, FashionScene.CellCount).ToArray();
+            random.Shuffle(order);
+            int cell = random.Next(FashionScene.CellCount);
+            string prefix = $"{SceneSuite.SplitName(split)}-{i:D5}";
+            samples.Add(new SceneSample($"{prefix}-{TaskName}", split, i, TaskName, 0, Instruction, Describe(scene, order)));
+            samples.Add(new SceneSample($"{prefix}-{CellTaskName}", split, i, CellTaskName, 0,
+                string.Format(CultureInfo.InvariantCulture, CellInstruction, FashionScene.PositionNames[cell]), DescribeCell(scene, cell)));
+        }
+        return samples;
+    }
 
     static string Count(FashionScene scene, string group) =>
         scene.Items.Count(item => Groups[item.Label] == group).ToString(CultureInfo.InvariantCulture);

@@ -23,6 +23,21 @@ public sealed class Table
         return new Table(properties.Select(p => p.Name).ToList(), cells);
     }
 
+    /// <summary>
+    /// Rows whose columns are known only at run time (one per task, say): each row maps a column's name to its value;
+    /// a column a row lacks is empty. A row naming a column not in <paramref name="columns"/> is an error, so nothing is dropped unseen.
+    /// </summary>
+    public static Table From(IReadOnlyList<string> columns, IEnumerable<IReadOnlyDictionary<string, object?>> rows)
+    {
+        var cells = rows.Select((row, i) =>
+        {
+            var unknown = row.Keys.Where(k => !columns.Contains(k)).ToList();
+            if (unknown.Count > 0) throw new ArgumentException($"row {i} names column(s) {string.Join(", ", unknown)}, not among [{string.Join(", ", columns)}].", nameof(rows));
+            return (IReadOnlyList<string>)columns.Select(c => Cell(row.GetValueOrDefault(c))).ToList();
+        }).ToList();
+        return new Table(columns.ToList(), cells);
+    }
+
     static string Cell(object? value) => value switch
     {
         null => "",

@@ -31,20 +31,23 @@ public sealed record PretrainingOptions(int Seed = 0, int Steps = 300, int Batch
     public string? InitialModel { get; init; }
 }
 
-/// <summary>The generic task's scores on the validation scenes.</summary>
-/// <param name="Samples">The descriptions generated (one a scene).</param>
-/// <param name="ExactMatch">The share of descriptions generated exactly.</param>
-/// <param name="FieldAccuracy">The share of fields (<see cref="SceneDescription.FieldNames"/>) generated exactly, over all samples.</param>
+/// <summary>The generic tasks' scores on the validation scenes.</summary>
+/// <param name="Samples">The scenes scored (one description and one cell description each).</param>
+/// <param name="ExactMatch">The share of descriptions with every field right (<see cref="SceneDescription.FieldNames"/>, in whatever order the cells came).</param>
+/// <param name="FieldAccuracy">The share of fields generated exactly, over all descriptions.</param>
 /// <param name="PerField">Each field's accuracy, by name.</param>
-/// <param name="Result">The predictions, as <see cref="EvaluationResult.Write"/> saves them.</param>
-public sealed record DescriptionScores(int Samples, double ExactMatch, double FieldAccuracy, IReadOnlyDictionary<string, double> PerField, EvaluationResult Result);
+/// <param name="CellExactMatch">The share of cell descriptions generated exactly (empty cells included).</param>
+/// <param name="CellNameAccuracy">Of the cell descriptions asked about a cell holding an item, the share whose first part (the item's name) is right.</param>
+/// <param name="Result">The predictions of both tasks, as <see cref="EvaluationResult.Write"/> saves them.</param>
+public sealed record DescriptionScores(int Samples, double ExactMatch, double FieldAccuracy, IReadOnlyDictionary<string, double> PerField,
+    double CellExactMatch, double CellNameAccuracy, EvaluationResult Result);
 
 /// <summary>What pretraining made: the model, its training record and its accuracy on the generic task.</summary>
 public sealed record PretrainingResult(LlavaModel Model, IReadOnlyList<TrainingProgress> History, DescriptionScores Validation, TimeSpan TrainingTime);
 
 /// <summary>
 /// Pretrains the project's small LLaVA (<see cref="LlavaConfig.Small"/> without VCE) from scratch on the generic
-/// task (<see cref="SceneDescription"/>) over the scene suite's training scenes: every parameter trains
+/// tasks (<see cref="SceneDescription"/>: a description and a cell description of every scene) over the scene suite's training scenes: every parameter trains
 /// (<see cref="TrainingStage.Everything"/>), so the vision tower learns to see the items, the projector to pass them on,
 /// and the decoder to write every word the suite's answers use. The accuracy is measured by greedy generation on
 /// the validation scenes; the evaluation scenes are never read. Fine-tuning then starts from the result with the vision
@@ -75,13 +78,14 @@ public static class Pretraining
         var model = options.InitialModel is { } initial ? Checked(HuggingFaceModels.LoadLlava(initial), initial) : NewModel(tokenizer, options.Seed);
         var collator = InstructionCollator.For(tokenizer, ImagePreprocessing.ForVisionTower(model.Config.Vision));
 
-        var samples = SceneDescription.Samples(suite, SceneSplit.Training).Select(s => s.ToInstructionSample()).ToList();
+        var sceneSamples = SceneDescription.Samples(suite, SceneSplit.Training);
+        var samples = sceneSamples.Select(s => s.ToInstructionSample()).ToList();
         using var images = stack(suite.Scenes(SceneSplit.Training).Select(scene => scene.Image(source)).ToArray());
         var order = new ShuffledOrder(samples.Count, options.BatchSize, options.Seed);
         var batches = BatchSource.Of(position =>
         {
             var indices = order.IndicesAt(position);
-            return collator.Collate(indices.Select(i => samples[i]).ToList(), indices.Select(i => (Tensor?)images[i]).ToList()).Batch;
+            return collator.Collate(indices.Select(i => samples[i]).ToList(), indices.Select(i => (Tensor?)images[sceneSamples[i].SceneIndex]).ToList()).Batch;
         });
 
         var trainerOptions = new TrainerOptions(options.Steps)
@@ -103,28 +107,37 @@ public static class Pretraining
     }
 
     /// <summary>
-    /// The generic task's scores on the first <paramref name="scenes"/> scenes of a split: each description generated
-    /// greedily, scored by exact match and field by field.
+    /// The generic tasks' scores on the first <paramref name="scenes"/> scenes of a split: each description and cell
+    /// description generated greedily; descriptions scored field by field (so the cells' order does not count), cell
+    /// descriptions by exact match and by the item's name.
     /// </summary>
     public static DescriptionScores Evaluate(LlavaModel model, Tokenizer tokenizer, InstructionCollator collator, SceneSuite suite, FashionMnist source,
         SceneSplit split, int scenes, int batchSize = 50)
     {
-        var samples = SceneDescription.Samples(suite, split).Take(scenes).Select(s => s.ToInstructionSample()).ToList();
+        var sceneSamples = SceneDescription.Samples(suite, split).Where(s => s.SceneIndex < scenes).ToList();
+        var samples = sceneSamples.Select(s => s.ToInstructionSample()).ToList();
         var sceneOf = suite.Scenes(split);
         int longest = samples.Max(s => collator.Tokenize(s).InputIds.Length - collator.PromptIds(s).Length);
         var evaluator = new GenerationEvaluator(model, tokenizer, collator, new EvaluationOptions(batchSize, MaxNewTokens: longest + 8)
         {
-            Kinds = new Dictionary<string, AnswerKind> { [SceneDescription.TaskName] = AnswerKind.Short },
+            Kinds = new Dictionary<string, AnswerKind> { [SceneDescription.TaskName] = AnswerKind.Short, [SceneDescription.CellTaskName] = AnswerKind.Short },
         });
         var result = evaluator.Evaluate(samples, sample => sceneOf[SceneIndex(sample)].Image(source));
         var predictions = result.Predictions.Select(p => p.Prediction).ToList();
-        var perField = SceneDescription.FieldNames.ToDictionary(name => name, name => predictions.Average(p =>
-        {
-            var predicted = SceneDescription.Parse(p.Text);
-            return predicted.TryGetValue(name, out var value) && value == SceneDescription.Parse(p.Reference)[name] ? 1.0 : 0.0;
-        }));
-        return new DescriptionScores(samples.Count, result.Overall.ExactMatch,
-            predictions.Average(p => SceneDescription.FieldAccuracy(p.Text, p.Reference)), perField, result);
+        var descriptions = predictions.Where((_, i) => sceneSamples[i].Task == SceneDescription.TaskName).ToList();
+        var cells = predictions.Where((_, i) => sceneSamples[i].Task == SceneDescription.CellTaskName).ToList();
+        var filled = cells.Where(p => p.Reference != SceneDescription.NoItem).ToList();
+
+        bool FieldRight(string prediction, string reference, string name) =>
+            SceneDescription.Parse(prediction).TryGetValue(name, out var value) && value == SceneDescription.Parse(reference)[name];
+        var perField = SceneDescription.FieldNames.ToDictionary(name => name, name => descriptions.Average(p => FieldRight(p.Text, p.Reference, name) ? 1.0 : 0.0));
+        string FirstPart(string text) => text.Split(',')[0].Trim();
+        return new DescriptionScores(descriptions.Count,
+            descriptions.Average(p => SceneDescription.FieldAccuracy(p.Text, p.Reference) == 1.0 ? 1.0 : 0.0),
+            descriptions.Average(p => SceneDescription.FieldAccuracy(p.Text, p.Reference)), perField,
+            cells.Average(p => p.Text.Trim() == p.Reference ? 1.0 : 0.0),
+            filled.Count == 0 ? double.NaN : filled.Average(p => FirstPart(p.Text) == FirstPart(p.Reference) ? 1.0 : 0.0),
+            result);
     }
 
     /// <summary>
@@ -148,6 +161,6 @@ public static class Pretraining
         return model;
     }
 
-    // The scene of a description sample: its id is {split}-{scene:D5}-description.
+    // The scene of a generic sample: its id is {split}-{scene:D5}-{task}.
     static int SceneIndex(InstructionSample sample) => int.Parse(sample.Id.Split('-')[1], System.Globalization.CultureInfo.InvariantCulture);
 }

@@ -37,20 +37,47 @@ public class SceneDescriptionTests
     }
 
     [Fact]
-    public void Samples_describe_the_splits_scenes_with_ids_apart_from_the_suites_tasks()
+    public void A_cell_order_reorders_only_the_cells_and_must_be_a_permutation()
     {
-        var suite = SceneSuite.Build(Enumerable.Range(0, 100).Select(i => i % 10).ToList(), new SceneSuiteOptions(TrainingScenes: 4, ValidationScenes: 2, EvaluationScenes: 2));
+        Assert.Equal("bottom left: bag, accessory, hand. top right: no item. bottom right: no item. top left: sneaker, footwear, feet. " +
+                     "items: sneaker, bag. top items: 0. footwear items: 1. full: no.", SceneDescription.Describe(TwoItems, [2, 1, 3, 0]));
+        Assert.Equal(1.0, SceneDescription.FieldAccuracy(SceneDescription.Describe(Full, [3, 2, 1, 0]), SceneDescription.Describe(Full)));
+        Assert.Equal("bag, accessory, hand", SceneDescription.DescribeCell(TwoItems, 2));
+        Assert.Equal("no item", SceneDescription.DescribeCell(TwoItems, 3));
+        var error = Assert.Throws<ArgumentException>(() => SceneDescription.Describe(Full, [0, 1, 1, 3]));
+        Assert.Contains("permutation of 0 to 3, got [0, 1, 1, 3]", error.Message);
+    }
+
+    [Fact]
+    public void Samples_describe_each_scene_and_one_of_its_cells_with_ids_apart_from_the_suites_tasks()
+    {
+        var labels = Enumerable.Range(0, 100).Select(i => i % 10).ToList();
+        var suite = SceneSuite.Build(labels, new SceneSuiteOptions(TrainingScenes: 4, ValidationScenes: 2, EvaluationScenes: 2));
         var samples = SceneDescription.Samples(suite, SceneSplit.Training);
-        Assert.Equal(4, samples.Count);
-        Assert.Equal("training-00003-description", samples[3].Id);
-        Assert.Equal(SceneDescription.Describe(suite.Scenes(SceneSplit.Training)[3]), samples[3].Answer);
+        Assert.Equal(8, samples.Count);
+        Assert.Equal(["training-00003-description", "training-00003-cell"], samples.Skip(6).Select(s => s.Id));
+        Assert.All(samples, s => Assert.Equal(int.Parse(s.Id.Split('-')[1], System.Globalization.CultureInfo.InvariantCulture), s.SceneIndex));
+        var scene = suite.Scenes(SceneSplit.Training)[3];
+        Assert.Equal(1.0, SceneDescription.FieldAccuracy(samples[6].Answer, SceneDescription.Describe(scene)));
+        var cell = samples[7];
+        int position = FashionScene.PositionNames.ToList().FindIndex(name => cell.Instruction == $"Describe the item at the {name}.");
+        Assert.True(position >= 0, cell.Instruction);
+        Assert.Equal(SceneDescription.DescribeCell(scene, position), cell.Answer);
         Assert.Empty(samples.Select(s => s.Id).Intersect(suite.Samples(SceneSplit.Training).Select(s => s.Id)));
 
-        var instruction = samples[3].ToInstructionSample();
+        // Seeded: the same again, and a larger suite describes its first scenes alike; the drawn orders are not all reading order.
+        Assert.Equal(samples, SceneDescription.Samples(suite, SceneSplit.Training));
+        var larger = SceneSuite.Build(labels, new SceneSuiteOptions(TrainingScenes: 40, ValidationScenes: 2, EvaluationScenes: 2));
+        var largerSamples = SceneDescription.Samples(larger, SceneSplit.Training);
+        Assert.Equal(samples, largerSamples.Take(8));
+        Assert.Contains(largerSamples.Where(s => s.Task == SceneDescription.TaskName), s => s.Answer != SceneDescription.Describe(larger.Scenes(SceneSplit.Training)[s.SceneIndex]));
+
+        var instruction = samples[6].ToInstructionSample();
         Assert.Equal("images/training-00003.png", instruction.ImagePath);
         Assert.Equal("<image>\nDescribe the picture.", instruction.Turns[0].Text);
-        Assert.Equal(samples[3].Answer, instruction.Turns[1].Text);
+        Assert.Equal(samples[6].Answer, instruction.Turns[1].Text);
         Assert.Equal("description", instruction.Extra["task"]);
+        Assert.Equal("cell", samples[7].ToInstructionSample().Extra["task"]);
     }
 
     /// <summary>

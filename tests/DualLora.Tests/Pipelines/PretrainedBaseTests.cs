@@ -76,6 +76,7 @@ public class PretrainedBaseTests
         Assert.Matches(@"step +2/2 +loss \d+\.\d{4} +lr [\d.E+-]+ +grad norm [\d.]+ +\d+ tokens/s", output);
         Assert.Matches(@"generic task on 2 validation scenes: exact match \d+\.\d%, field accuracy \d+\.\d%", output);
         Assert.Contains("  full ", output);
+        Assert.Matches(@"cell descriptions: exact match \d+\.\d%, the item's name right for (\d+\.\d|NaN)% of the cells holding one", output);
 
         using var scope = NewDisposeScope();
         var loaded = HuggingFaceModels.LoadLlava(temp.Path);
