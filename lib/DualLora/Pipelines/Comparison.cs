@@ -217,12 +217,18 @@ public sealed class Comparison
         var evaluation = result.Evaluation ?? throw new InvalidOperationException($"{run.Id}: the run was not evaluated.");
         // The whole stage's losses: after a restart the trainer's own history holds only the steps of this process.
         var losses = TrainingMetrics.ReadLosses(Path.Combine(output, FineTuning.Stage2Folder));
+        // Times that count the steps of every process the run took, not only this one's: the stage's training time from
+        // its metrics, and the whole run's as this process's time with its own steps replaced by all of them.
+        var elapsed = TrainingMetrics.ReadElapsed(Path.Combine(output, FineTuning.Stage2Folder));
+        double trainSeconds = elapsed[^1].Seconds;
+        int stepsHere = result.Stage2.Count;
+        double trainedHere = trainSeconds - (stepsHere == 0 ? trainSeconds : elapsed.Count > stepsHere ? elapsed[^(stepsHere + 1)].Seconds : 0);
         var record = new ComparisonRecord(run, run.Phase == ComparisonPhase.EqualRank ? ParameterBudget.Count(adapter, Targets) : Budget(run.Rank),
             ParameterBudget.Count(adapter, Targets), Describe(adapter), Curve(losses), losses.Skip(losses.Count - Math.Max(1, losses.Count / 10)).Average(p => p.Loss),
             split, evaluation.Overall.Count,
             evaluation.Rows.ToDictionary(t => t.Task, t => t.ExactMatch),
             evaluation.Tasks.Where(t => t.F1 is not null).ToDictionary(t => t.Task, t => t.F1!.Value),
-            result.Stage2.Count > 0 ? result.Stage2[^1].Elapsed.TotalSeconds : 0, clock.Elapsed.TotalSeconds);
+            trainSeconds, clock.Elapsed.TotalSeconds - trainedHere + trainSeconds);
         record.Write(recordFile);
         // The record holds what the comparison needs; the run's checkpoints only served a restart.
         string checkpoints = Path.Combine(output, FineTuning.Stage2Folder, TrainingCheckpoint.Folder);

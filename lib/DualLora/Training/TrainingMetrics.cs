@@ -5,7 +5,7 @@ namespace DualLora.Training;
 
 /// <summary>
 /// A trainer's <c>metrics.jsonl</c>: one JSON line a step (stage, step, loss, lr, grad_norm, tokens, tokens_per_s,
-/// elapsed_s), which a resumed run keeps unbroken. <see cref="ReadLosses"/> reads the loss per step back.
+/// elapsed_s), which a resumed run keeps unbroken. <see cref="ReadLosses"/> and <see cref="ReadElapsed"/> read the loss and the time per step back.
 /// </summary>
 public static class TrainingMetrics
 {
@@ -28,11 +28,21 @@ public static class TrainingMetrics
     /// The step and loss of every line of a metrics file (<paramref name="path"/> is the file or the folder that holds it);
     /// a line that is not JSON or lacks "step" or "loss" is an error naming the file and the line.
     /// </summary>
-    public static IReadOnlyList<(int Step, double Loss)> ReadLosses(string path)
+    public static IReadOnlyList<(int Step, double Loss)> ReadLosses(string path) =>
+        Read(path, "loss", (json, file, number) => (Number<int>(json, "step", file, number), Number<double>(json, "loss", file, number)));
+
+    /// <summary>
+    /// The training time up to each step (its "elapsed_s", which counts the time before a restart too), as
+    /// <see cref="ReadLosses"/> reads the file.
+    /// </summary>
+    public static IReadOnlyList<(int Step, double Seconds)> ReadElapsed(string path) =>
+        Read(path, "elapsed_s", (json, file, number) => (Number<int>(json, "step", file, number), Number<double>(json, "elapsed_s", file, number)));
+
+    static IReadOnlyList<T> Read<T>(string path, string field, Func<JsonNode?, string, int, T> parse)
     {
         string file = Directory.Exists(path) ? Path.Combine(path, FileName) : path;
         if (!File.Exists(file)) throw new FileNotFoundException($"{file}: no such metrics file.", file);
-        var losses = new List<(int, double)>();
+        var values = new List<T>();
         int number = 0;
         foreach (string line in File.ReadLines(file))
         {
@@ -41,10 +51,10 @@ public static class TrainingMetrics
             JsonNode? json;
             try { json = JsonNode.Parse(line); }
             catch (JsonException e) { throw new InvalidDataException($"{file}, line {number}: not valid JSON ({e.Message}).", e); }
-            losses.Add((Number<int>(json, "step", file, number), Number<double>(json, "loss", file, number)));
+            values.Add(parse(json, file, number));
         }
-        if (losses.Count == 0) throw new InvalidDataException($"{file}: no steps recorded.");
-        return losses;
+        if (values.Count == 0) throw new InvalidDataException($"{file}: no steps recorded.");
+        return values;
     }
 
     static T Number<T>(JsonNode? json, string field, string file, int line) =>

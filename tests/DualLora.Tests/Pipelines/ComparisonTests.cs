@@ -65,6 +65,13 @@ public sealed class ComparisonTests : IDisposable
             Assert.Equal(a.ExactMatch, b.ExactMatch);
             Assert.Equal(a.LossCurve, b.LossCurve);
         }
+        // The times count the steps of both processes: stage 2's from its metrics, and the whole run at least that.
+        foreach (var record in continued.Records)
+        {
+            var elapsed = TrainingMetrics.ReadElapsed(Path.Combine(stopped.Output, Comparison.RecordsFolder, record.Run.Id, FineTuning.Stage2Folder));
+            Assert.Equal(elapsed[^1].Seconds, record.TrainSeconds, 6);
+            Assert.True(record.TrainSeconds > 0 && record.Seconds >= record.TrainSeconds, $"{record.Run.Id}: {record.TrainSeconds} s training, {record.Seconds} s in all");
+        }
         Assert.Equal(whole.ToCsv().Split('\n').Length, continued.ToCsv().Split('\n').Length);
         Assert.True(File.Exists(Path.Combine(stopped.Report, ComparisonReport.MarkdownFile)));
 
