@@ -85,6 +85,11 @@ public static class Commands
             render, undrawn charts, images that did not load and broken links; save a screenshot of each page
             (default: DIR-screenshots beside the site). Exit code 1 if anything is wrong.
             """),
+        new("site figures", "[--out DIR]", """
+            Write each notebook's key figure (the first chart or image of the first cell tagged key-figure, else of
+            the notebook) as DIR/<notebook>.png (default docs/figures), the pictures of the README's tour: images
+            as stored, charts drawn by headless chromium at twice their size.
+            """),
     ];
 
     const string Header = "usage: DualLora.Cli <command> [options]   (DualLora.Cli <command> --help for one command)";

@@ -14,7 +14,8 @@ static class SiteCommands
             {
                 ["build", .. var rest] => Build(Options.Parse(rest, ["--out"], []), output),
                 ["check", .. var rest] => Check(Options.Parse(rest, ["--screenshots"], []), output, error),
-                _ => throw new UsageException($"unknown site command '{string.Join(" ", args)}'; use site build or site check."),
+                ["figures", .. var rest] => Figures(Options.Parse(rest, ["--out"], []), output, error),
+                _ => throw new UsageException($"unknown site command '{string.Join(" ", args)}'; use site build, site check or site figures."),
             };
         }
         catch (IOException e)
@@ -28,13 +29,40 @@ static class SiteCommands
     static int Build(Options options, TextWriter output)
     {
         if (options.Positional.Count > 0) throw new UsageException($"site build takes no file arguments (got '{options.Positional[0]}').");
+        var (root, files) = Notebooks();
+        string site = Path.GetFullPath(options.Value("--out") ?? Path.Combine(root, "out", "site"));
+        SiteBuilder.Build(files, site);
+        output.WriteLine($"site: {files.Count} chapters and index.html in {site}");
+        return 0;
+    }
+
+    /// <summary>The project root and its notebooks, in order.</summary>
+    static (string Root, List<string> Notebooks) Notebooks()
+    {
         string root = Path.GetDirectoryName(RuntimeEnvironment.Find().SourceFile)!;
         string notebooks = Path.Combine(root, "notebooks");
         var files = Directory.GetFiles(notebooks, "*.ipynb").Order(StringComparer.Ordinal).ToList();
         if (files.Count == 0) throw new FileNotFoundException($"{notebooks}: no notebooks to build a site from.");
-        string site = Path.GetFullPath(options.Value("--out") ?? Path.Combine(root, "out", "site"));
-        SiteBuilder.Build(files, site);
-        output.WriteLine($"site: {files.Count} chapters and index.html in {site}");
+        return (root, files);
+    }
+
+    static int Figures(Options options, TextWriter output, TextWriter error)
+    {
+        if (options.Positional.Count > 0) throw new UsageException($"site figures takes no file arguments (got '{options.Positional[0]}').");
+        var (root, files) = Notebooks();
+        string folder = Path.GetFullPath(options.Value("--out") ?? Path.Combine(root, "docs", "figures"));
+        IReadOnlyList<ExportedFigure> figures;
+        try
+        {
+            figures = KeyFigureExport.ExportAsync(files, folder, SiteChecker.DefaultPageTimeout).GetAwaiter().GetResult();
+        }
+        catch (Exception e) when (e is DevToolsException or TimeoutException or InvalidOperationException or OperationCanceledException)
+        {
+            error.WriteLine($"error: the browser could not draw the figures: {e.Message}");
+            return 1;
+        }
+        foreach (var figure in figures) output.WriteLine($"{figure.Chapter}: {Path.GetRelativePath(root, figure.Path)} ({figure.Width} x {figure.Height})");
+        output.WriteLine($"site figures: {figures.Count} of {files.Count} notebooks have a key figure; written to {folder}");
         return 0;
     }
 

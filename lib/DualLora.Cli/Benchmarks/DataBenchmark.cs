@@ -112,9 +112,10 @@ public static class DataBenchmark
     {
         output.WriteLine($"The data path against the small model's training step on {torch.get_num_threads()} threads: {scenes} exported training scenes, " +
                          $"batches of {batchSize}, training through the trainer timed after {WarmUpSteps} warm-up steps (AdamW).");
-        output.WriteLine($"{"path",-32} {"samples",8} {"batches",8} {"seconds",8} {"samples/s",10} {"live tensors",13}");
+        output.WriteLine($"{"path",-32} {"samples",8} {"batches",8} {"seconds",9} {"samples/s",10} {"live tensors",13}");
+        // Four decimals: a small suite's data pass can take a few milliseconds on a fast machine.
         foreach (var row in new[] { data, training })
-            output.WriteLine($"{row.Path,-32} {Number(row.Samples, "N0"),8} {Number(row.Batches, "N0"),8} {Number(row.Seconds, "F2"),8} " +
+            output.WriteLine($"{row.Path,-32} {Number(row.Samples, "N0"),8} {Number(row.Batches, "N0"),8} {Number(row.Seconds, "F4"),9} " +
                              $"{Number(row.SamplesPerSecond, "N1"),10} {$"{row.LiveBefore} -> {row.LiveAfter}",13}");
         double ratio = data.SamplesPerSecond / training.SamplesPerSecond;
         output.WriteLine($"ratio data / training: {Number(ratio, "N1")}x (goal: at least {Goal:0}x on 2 cores; {(ratio >= Goal ? "met" : "not met")} here)");

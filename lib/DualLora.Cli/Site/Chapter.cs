@@ -14,7 +14,8 @@ sealed record KeyFigure(string RelativePath, string Anchor);
 
 /// <summary>
 /// One executed notebook as a chapter of the site: title and question (from the first markdown cell),
-/// key figure (the first chart or image among the outputs), the rendered cells, and the figure files.
+/// key figure (the first chart or image among the outputs of the first cell tagged <see cref="KeyFigureTag"/>
+/// in its Jupyter metadata, else of the whole notebook), the rendered cells, and the figure files.
 /// </summary>
 sealed partial class Chapter
 {
@@ -27,6 +28,9 @@ sealed partial class Chapter
     public required KeyFigure? KeyFigure { get; init; }
     public required bool HasCharts { get; init; }
     public required IReadOnlyList<SiteFile> Files { get; init; }
+
+    /// <summary>The cell tag (<c>metadata.tags</c>, as Jupyter and VS Code edit it) that chooses the cell whose figure is the chapter's key figure.</summary>
+    public const string KeyFigureTag = "key-figure";
 
     public static Chapter Read(string notebookPath)
     {
@@ -67,6 +71,8 @@ sealed partial class Chapter
         public List<SiteFile> Files { get; } = [];
         public KeyFigure? KeyFigure { get; private set; }
         public bool HasCharts { get; private set; }
+        bool keyFigureTagged;
+        SiteFile? keyFigureOnlyFile;
 
         public string Markdown(int cellNumber, string source, bool inline)
         {
@@ -97,10 +103,11 @@ sealed partial class Chapter
                     page.Append($"<section class=\"cell code\" id=\"{id}\">\n<div class=\"prompt\">In [{count}]:</div>\n");
                     page.Append($"<pre class=\"source\"><code class=\"language-csharp\">{WebUtility.HtmlEncode(cell.Source)}</code></pre>\n");
                     var outputs = cell.Outputs.OfType<JsonObject>().ToList();
+                    bool tagged = Tags(cell).Contains(KeyFigureTag);
                     if (outputs.Count > 0)
                     {
                         page.Append("<div class=\"outputs\">\n");
-                        for (int i = 0; i < outputs.Count; i++) page.Append(Output(outputs[i], cell.Number, i + 1));
+                        for (int i = 0; i < outputs.Count; i++) page.Append(Output(outputs[i], cell.Number, i + 1, tagged));
                         page.Append("</div>\n");
                     }
                     page.Append("</section>\n");
@@ -108,7 +115,27 @@ sealed partial class Chapter
             }
         }
 
-        string Output(JsonObject output, int cellNumber, int outputNumber)
+        IReadOnlyList<string> Tags(NotebookCell cell)
+        {
+            var tags = cell.Json["metadata"]?["tags"];
+            if (tags is null) return [];
+            if (tags is JsonArray list && list.All(tag => tag is JsonValue value && value.TryGetValue<string>(out _)))
+                return list.Select(tag => tag!.GetValue<string>()).ToList();
+            throw new InvalidDataException($"{notebookPath}: cell {cell.Number}: metadata.tags must be a list of strings, not {tags.ToJsonString()}.");
+        }
+
+        // The first figure of the notebook, unless a tagged cell's first figure comes later.
+        bool WantsKeyFigure(bool tagged) => KeyFigure is null || (tagged && !keyFigureTagged);
+
+        void TakeKeyFigure(KeyFigure figure, bool tagged, SiteFile? onlyForKeyFigure = null)
+        {
+            if (keyFigureOnlyFile is not null) Files.Remove(keyFigureOnlyFile);
+            KeyFigure = figure;
+            keyFigureTagged |= tagged;
+            keyFigureOnlyFile = onlyForKeyFigure;
+        }
+
+        string Output(JsonObject output, int cellNumber, int outputNumber, bool tagged)
         {
             string type = output["output_type"]?.GetValue<string>() ?? "";
             if (type == "stream")
@@ -128,18 +155,18 @@ sealed partial class Chapter
             {
                 string file = $"figures/{name}-{cellNumber}-{outputNumber}.png";
                 Files.Add(new SiteFile(file, DecodePng(Text(png), cellNumber)));
-                KeyFigure ??= new KeyFigure(file, anchor);
+                if (WantsKeyFigure(tagged)) TakeKeyFigure(new KeyFigure(file, anchor), tagged);
                 return $"<div class=\"output\"><img src=\"{file}\" alt=\"{WebUtility.HtmlEncode(Text(data["text/plain"]))}\"></div>\n";
             }
             if (data["text/html"] is { } htmlNode)
             {
                 string html = Text(htmlNode);
                 HasCharts |= html.Contains("duallora-chart", StringComparison.Ordinal);
-                if (KeyFigure is null && ChartWithStaticSvg().Match(html) is { Success: true } chart)
+                if (WantsKeyFigure(tagged) && ChartWithStaticSvg().Match(html) is { Success: true } chart)
                 {
-                    string file = $"figures/{name}-{cellNumber}-{outputNumber}.svg";
-                    Files.Add(new SiteFile(file, Encoding.UTF8.GetBytes(StandaloneSvg(chart.Groups[1].Value))));
-                    KeyFigure = new KeyFigure(file, anchor);
+                    var svg = new SiteFile($"figures/{name}-{cellNumber}-{outputNumber}.svg", Encoding.UTF8.GetBytes(StandaloneSvg(chart.Groups[1].Value)));
+                    Files.Add(svg);
+                    TakeKeyFigure(new KeyFigure(svg.RelativePath, anchor), tagged, onlyForKeyFigure: svg);
                 }
                 return $"<div class=\"output\">{html}</div>\n";
             }

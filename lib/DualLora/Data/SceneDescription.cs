@@ -92,14 +92,17 @@ public static class SceneDescription
         return fields;
     }
 
-    /// <summary>The share of <see cref="FieldNames"/> whose value in <paramref name="prediction"/> equals the reference's.</summary>
-    public static double FieldAccuracy(string prediction, string reference)
+    /// <summary>For each of <see cref="FieldNames"/>, in order: whether <paramref name="prediction"/> gives it the reference's value.</summary>
+    public static bool[] FieldsRight(string prediction, string reference)
     {
         var predicted = Parse(prediction);
         var expected = Parse(reference);
-        return FieldNames.Count(name => predicted.TryGetValue(name, out var value) && expected.TryGetValue(name, out var right) && value == right)
-            / (double)FieldNames.Count;
+        return FieldNames.Select(name => predicted.TryGetValue(name, out var value) && expected.TryGetValue(name, out var right) && value == right).ToArray();
     }
+
+    /// <summary>The share of <see cref="FieldNames"/> whose value in <paramref name="prediction"/> equals the reference's.</summary>
+    public static double FieldAccuracy(string prediction, string reference) =>
+        FieldsRight(prediction, reference).Count(right => right) / (double)FieldNames.Count;
 
     /// <summary>
     /// Two samples per scene of a split: its description (cells in a drawn order), id <c>{split}-{scene:D5}-description</c>,

@@ -128,13 +128,14 @@ public static class Pretraining
         var cells = predictions.Where((_, i) => sceneSamples[i].Task == SceneDescription.CellTaskName).ToList();
         var filled = cells.Where(p => p.Reference != SceneDescription.NoItem).ToList();
 
-        bool FieldRight(string prediction, string reference, string name) =>
-            SceneDescription.Parse(prediction).TryGetValue(name, out var value) && value == SceneDescription.Parse(reference)[name];
-        var perField = SceneDescription.FieldNames.ToDictionary(name => name, name => descriptions.Average(p => FieldRight(p.Text, p.Reference, name) ? 1.0 : 0.0));
+        // Each description's fields, parsed once: whether the prediction has the reference's value, per field name.
+        var fieldsRight = descriptions.Select(p => SceneDescription.FieldsRight(p.Text, p.Reference)).ToList();
+        var perField = SceneDescription.FieldNames.Select((name, field) => (name, field))
+            .ToDictionary(f => f.name, f => fieldsRight.Average(right => right[f.field] ? 1.0 : 0.0));
         string FirstPart(string text) => text.Split(',')[0].Trim();
         return new DescriptionScores(descriptions.Count,
-            descriptions.Average(p => SceneDescription.FieldAccuracy(p.Text, p.Reference) == 1.0 ? 1.0 : 0.0),
-            descriptions.Average(p => SceneDescription.FieldAccuracy(p.Text, p.Reference)), perField,
+            fieldsRight.Average(right => right.All(r => r) ? 1.0 : 0.0),
+            fieldsRight.Average(right => right.Average(r => r ? 1.0 : 0.0)), perField,
             cells.Average(p => p.Text.Trim() == p.Reference ? 1.0 : 0.0),
             filled.Count == 0 ? double.NaN : filled.Average(p => FirstPart(p.Text) == FirstPart(p.Reference) ? 1.0 : 0.0),
             result);

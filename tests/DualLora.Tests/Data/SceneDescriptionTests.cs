@@ -33,6 +33,8 @@ public class SceneDescriptionTests
         // One cell wrong (shirt for t-shirt), the count wrong, and the "full" field missing: 5 of 8 right.
         string wrong = reference.Replace("top left: t-shirt, top, torso.", "top left: shirt, top, torso.").Replace("top items: 2.", "top items: 3.").Replace(" full: yes.", "");
         Assert.Equal(5 / 8.0, SceneDescription.FieldAccuracy(wrong, reference));
+        Assert.Equal(["top left", "top right", "bottom left", "bottom right", "items", "top items", "footwear items", "full"], SceneDescription.FieldNames);
+        Assert.Equal([false, true, true, true, true, false, true, false], SceneDescription.FieldsRight(wrong, reference));
         Assert.Equal(0.0, SceneDescription.FieldAccuracy("no item. no item.", reference));
     }
 

@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using DualLora.Cli.Site;
 using static DualLora.Tests.Site.TestNotebook;
@@ -103,6 +104,37 @@ public class SiteBuilderTests
         Assert.Contains("<a class=\"chapter-figure\" href=\"11-second.html#cell-2\"><img src=\"figures/11-second-2-1.png\"", index);
         Assert.Contains("<div class=\"chapter-figure none\">", index);
         Assert.Equal(TinyPng(), File.ReadAllBytes(Path.Combine(site, "figures", "11-second-2-1.png")));
+    }
+
+    [Fact]
+    public void A_cell_tagged_key_figure_chooses_the_key_figure_and_the_first_figure_is_no_longer_written()
+    {
+        using var temp = new TempFolder();
+        string notebook = Write(temp.Path, "13-tagged",
+            Markdown("# 13 · Tagged\n\n**Question.** Which figure stands for the chapter?"),
+            Code("display(chart)", Html(Chart("First chart", ChartJson))),
+            Tagged(new JsonArray("slow", Chapter.KeyFigureTag), "display(two charts)", Stdout("two charts\n"), Html(Chart("Chosen", ChartJson)), Html(Chart("After", ChartJson))),
+            Tagged(new JsonArray(Chapter.KeyFigureTag), "image", Png(TinyPng())));
+        string site = Path.Combine(temp.Path, "site");
+        SiteBuilder.Build([notebook], site);
+
+        Assert.Contains("<a class=\"chapter-figure\" href=\"13-tagged.html#cell-3\"><img src=\"figures/13-tagged-3-2.svg\"", File.ReadAllText(Path.Combine(site, "index.html")));
+        // The first chart's SVG file was only for the key figure; images are always files.
+        Assert.Equal(["13-tagged-3-2.svg", "13-tagged-4-1.png"], Directory.GetFiles(Path.Combine(site, "figures")).Select(Path.GetFileName).Order());
+        // The chart shows on its page all the same.
+        Assert.Contains("First chart", File.ReadAllText(Path.Combine(site, "13-tagged.html")));
+    }
+
+    [Fact]
+    public void Tags_that_are_not_a_list_of_strings_are_an_error_naming_the_notebook_and_cell()
+    {
+        using var temp = new TempFolder();
+        string notebook = Write(temp.Path, "14-bad-tags", Markdown("# 14"), Code("1"), Tagged(JsonValue.Create("key-figure"), "image", Png(TinyPng())));
+        var error = Assert.Throws<InvalidDataException>(() => SiteBuilder.Build([notebook], Path.Combine(temp.Path, "site")));
+        Assert.Equal($"{notebook}: cell 3: metadata.tags must be a list of strings, not \"key-figure\".", error.Message);
+        notebook = Write(temp.Path, "15-bad-tags", Markdown("# 15"), Tagged(new JsonArray("key-figure", 3), "image", Png(TinyPng())));
+        error = Assert.Throws<InvalidDataException>(() => SiteBuilder.Build([notebook], Path.Combine(temp.Path, "site")));
+        Assert.Equal($"{notebook}: cell 2: metadata.tags must be a list of strings, not [\"key-figure\",3].", error.Message);
     }
 
     [Fact]

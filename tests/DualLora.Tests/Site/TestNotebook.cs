@@ -6,8 +6,10 @@ namespace DualLora.Tests.Site;
 /// <summary>Executed notebooks written by hand: markdown cells, and code cells with the outputs a run would store.</summary>
 static class TestNotebook
 {
-    public static (string Kind, string Source, JsonObject[] Outputs) Markdown(string source) => ("markdown", source, []);
-    public static (string Kind, string Source, JsonObject[] Outputs) Code(string source, params JsonObject[] outputs) => ("code", source, outputs);
+    public static (string Kind, string Source, JsonObject[] Outputs, JsonNode? Tags) Markdown(string source) => ("markdown", source, [], null);
+    public static (string Kind, string Source, JsonObject[] Outputs, JsonNode? Tags) Code(string source, params JsonObject[] outputs) => ("code", source, outputs, null);
+    /// <summary>A code cell whose <c>metadata.tags</c> is <paramref name="tags"/> (a list of strings in a valid notebook).</summary>
+    public static (string Kind, string Source, JsonObject[] Outputs, JsonNode? Tags) Tagged(JsonNode tags, string source, params JsonObject[] outputs) => ("code", source, outputs, tags);
 
     public static JsonObject Html(string html) => Display(new JsonObject { ["text/html"] = NotebookDocument.Lines(html), ["text/plain"] = "html" });
     public static JsonObject Png(byte[] png) => Display(new JsonObject { ["image/png"] = Convert.ToBase64String(png), ["text/plain"] = "PNG image" });
@@ -15,7 +17,7 @@ static class TestNotebook
 
     static JsonObject Display(JsonObject data) => new() { ["output_type"] = "display_data", ["data"] = data, ["metadata"] = new JsonObject() };
 
-    public static string Write(string folder, string name, params (string Kind, string Source, JsonObject[] Outputs)[] cells)
+    public static string Write(string folder, string name, params (string Kind, string Source, JsonObject[] Outputs, JsonNode? Tags)[] cells)
     {
         int count = 0;
         var json = new JsonObject
@@ -23,7 +25,7 @@ static class TestNotebook
             ["cells"] = new JsonArray(cells.Select(c => (JsonNode)(c.Kind == "code"
                 ? new JsonObject
                 {
-                    ["cell_type"] = "code", ["metadata"] = new JsonObject(), ["source"] = NotebookDocument.Lines(c.Source),
+                    ["cell_type"] = "code", ["metadata"] = c.Tags is null ? new JsonObject() : new JsonObject { ["tags"] = c.Tags.DeepClone() }, ["source"] = NotebookDocument.Lines(c.Source),
                     ["execution_count"] = ++count, ["outputs"] = new JsonArray(c.Outputs.Select(o => (JsonNode)o.DeepClone()).ToArray()),
                 }
                 : new JsonObject { ["cell_type"] = c.Kind, ["metadata"] = new JsonObject(), ["source"] = NotebookDocument.Lines(c.Source) })).ToArray()),
