@@ -1,3 +1,4 @@
+using DualLora.IO;
 using DualLora.Cli.Notebooks;
 using DualLora.Runtime;
 
@@ -146,7 +147,7 @@ public static class Commands
             error.WriteLine($"error: {e.Message}\n\n{Usage}");
             return 2;
         }
-        catch (Exception e) when (e is InvalidDataException or NotebookFormatException or FileNotFoundException)
+        catch (Exception e) when (e is InvalidDataException or InvalidFileException or FileNotFoundException)
         {
             error.WriteLine($"error: {e.Message}");
             return 2;

@@ -32,7 +32,7 @@ static class TrainCommand
             if (result.Evaluation is { } evaluation) output.WriteLine(evaluation.ToMarkdown());
             return 0;
         }
-        catch (Exception e) when (e is not (OutOfMemoryException or InvalidDataException))
+        catch (Exception e) when (e is not (OutOfMemoryException or InvalidDataException or DualLora.IO.InvalidFileException))
         {
             error.WriteLine($"error: training failed: {e.Message}");
             error.WriteLine($"the checkpoints written so far are under {config.Output}; continue with train --config {file} --resume");

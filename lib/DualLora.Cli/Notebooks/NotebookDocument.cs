@@ -46,18 +46,20 @@ public sealed class NotebookDocument
         JsonNode? parsed;
         try
         {
-            parsed = JsonNode.Parse(File.ReadAllText(full));
+            parsed = DualLora.IO.StrictJson.ReadFile(full);
         }
-        catch (JsonException e)
+        catch (DualLora.IO.InvalidFileException e)
         {
-            throw new NotebookFormatException(full, $"not valid JSON ({e.Message}).");
+            throw new NotebookFormatException(full, e.Fault);
         }
         if (parsed is not JsonObject root) throw new NotebookFormatException(full, "the top level must be a JSON object.");
         if (root["nbformat"] is not JsonValue format || !format.TryGetValue(out int major) || major != 4)
             throw new NotebookFormatException(full, "'nbformat' must be 4 (Jupyter notebook format 4).");
         if (root["cells"] is not JsonArray cellsJson) throw new NotebookFormatException(full, "'cells' is missing or not an array.");
 
-        string? kernel = root["metadata"]?["kernelspec"]?["name"]?.GetValue<string>();
+        var metadata = Member<JsonObject>(full, root, "metadata", "an object");
+        var kernelspec = metadata is null ? null : Member<JsonObject>(full, metadata, "kernelspec", "an object", "metadata.");
+        string? kernel = kernelspec is null ? null : Text(full, kernelspec, "name", "metadata.kernelspec.");
         if (kernel != ".net-csharp")
             throw new NotebookFormatException(full, $"metadata.kernelspec.name is '{kernel ?? "(missing)"}'; this runner executes .NET Interactive C# notebooks ('.net-csharp').");
 
@@ -72,7 +74,10 @@ public sealed class NotebookDocument
             string source = ReadSource(full, number, cell["source"]);
             if (kind == "code")
             {
-                string language = cell["metadata"]?["polyglot_notebook"]?["kernelName"]?.GetValue<string>() ?? "csharp";
+                string where = $"cell {number}: metadata.";
+                var cellMetadata = Member<JsonObject>(full, cell, "metadata", "an object", $"cell {number}: ");
+                var polyglot = cellMetadata is null ? null : Member<JsonObject>(full, cellMetadata, "polyglot_notebook", "an object", where);
+                string language = (polyglot is null ? null : Text(full, polyglot, "kernelName", where + "polyglot_notebook.")) ?? "csharp";
                 if (language != "csharp")
                     throw new NotebookFormatException(full, $"cell {number} is for the '{language}' kernel; only C# cells can be executed.");
                 if (cell["outputs"] is not JsonArray) cell["outputs"] = new JsonArray();
@@ -81,6 +86,20 @@ public sealed class NotebookDocument
         }
         return new NotebookDocument(full, root, cells);
     }
+
+    /// <summary>An optional member of a JSON object: absent or null is null, the wrong JSON type an error naming the field.</summary>
+    static T? Member<T>(string file, JsonObject parent, string name, string what, string path = "") where T : JsonNode =>
+        parent[name] switch
+        {
+            null => null,
+            T value => value,
+            var other => throw new NotebookFormatException(file, $"{path}{name} must be {what}, not {other.GetValueKind().ToString().ToLowerInvariant()}."),
+        };
+
+    static string? Text(string file, JsonObject parent, string name, string path) =>
+        Member<JsonValue>(file, parent, name, "a string", path) is { } value
+            ? value.TryGetValue(out string? text) ? text : throw new NotebookFormatException(file, $"{path}{name} must be a string, not {value.GetValueKind().ToString().ToLowerInvariant()}.")
+            : null;
 
     static string ReadSource(string file, int number, JsonNode? source) => source switch
     {
@@ -134,7 +153,4 @@ public sealed class NotebookDocument
 }
 
 /// <summary>A notebook file that is not a valid .NET Interactive C# notebook.</summary>
-public sealed class NotebookFormatException(string file, string fault) : Exception($"{file}: {fault}")
-{
-    public string File { get; } = file;
-}
+public sealed class NotebookFormatException(string file, string fault) : DualLora.IO.InvalidFileException(file, fault);

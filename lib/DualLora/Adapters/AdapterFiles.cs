@@ -18,6 +18,8 @@ public static class AdapterFiles
     public const string ConfigFile = "adapter_config.json";
     public const string WeightsFile = "adapter_model.safetensors";
     const string Prefix = "base_model.model.";
+    // Far above any adapter in use (LLaVA's is 128, the paper's 16 and 32), and small enough that a config cannot ask for absurd sizes.
+    const int MaxRank = 65_536, MaxExperts = 1_024;
 
     public static void Save(AdapterHandle handle, string folder)
     {
@@ -37,10 +39,20 @@ public static class AdapterFiles
         string configPath = Path.Combine(folder, ConfigFile), weightsPath = Path.Combine(folder, WeightsFile);
         var config = ReadConfig(configPath);
         if (expected != null && expected.GetType() != config.GetType())
-            throw new InvalidDataException($"{configPath}: peft_type is {config.PeftType}, but a {expected.PeftType} adapter was asked for.");
+            throw new InvalidFileException(configPath, $"peft_type is {config.PeftType}, but a {expected.PeftType} adapter was asked for.");
         using var file = SafetensorsCheckpoint.Open(weightsPath);
+        CheckAgainstWeights(model, config, configPath, file);
 
-        var handle = AdapterInjection.Inject(model, config);
+        AdapterHandle handle;
+        try
+        {
+            handle = AdapterInjection.Inject(model, config);
+        }
+        catch (ArgumentException e)
+        {
+            // Targets or modules to save that this model does not have: the config names them.
+            throw new InvalidFileException(configPath, e.Message, e);
+        }
         try
         {
             StrictWeights.Load(SavedParameters(handle).Select(p => (p.Key, (Tensor)p.Parameter)), file, key => key);
@@ -51,6 +63,29 @@ public static class AdapterFiles
             handle.Remove();
             throw;
         }
+    }
+
+    /// <summary>
+    /// Before anything is allocated: the layers the config targets exist in this model, and the adapter the config
+    /// describes on them has at most twice the parameters the weights file holds, so a huge rank is refused without
+    /// building it and what is built stays within twice the file; the strict load then names every key that does not fit.
+    /// </summary>
+    static void CheckAgainstWeights(nn.Module model, AdapterConfig config, string configPath, SafetensorsCheckpoint file)
+    {
+        IReadOnlyList<(string Path, long In, long Out)> layers;
+        try
+        {
+            layers = ParameterBudget.TargetShapes(model, config);
+        }
+        catch (ArgumentException e)
+        {
+            throw new InvalidFileException(configPath, e.Message, e);
+        }
+        long implied = ParameterBudget.Count(config, layers);
+        long held = file.Names.Where(n => n.Contains(".lora_", StringComparison.Ordinal)).Sum(n => file.Entry(n).ElementCount);
+        if (implied > 2 * held)
+            throw new InvalidFileException(configPath, $"the {config.PeftType} adapter it describes has {implied:N0} parameters on its {layers.Count} layers, " +
+                $"more than twice the {held:N0} that {WeightsFile} holds: the config and the weights do not belong together (nothing was allocated).");
     }
 
     /// <summary>
@@ -68,7 +103,7 @@ public static class AdapterFiles
             .Where(d => d.Saved != d.Current)
             .Select(d => $"{d.key}: {d.Saved} in the file, {d.Current} in this run").ToList();
         if (differences.Count > 0)
-            throw new InvalidDataException($"{configPath} describes another adapter:\n  {string.Join("\n  ", differences)}");
+            throw new InvalidFileException(configPath, $"describes another adapter:\n  {string.Join("\n  ", differences)}");
         using var file = SafetensorsCheckpoint.Open(Path.Combine(folder, WeightsFile));
         StrictWeights.Load(SavedParameters(handle).Select(p => (p.Key, (Tensor)p.Parameter)), file, key => key);
     }
@@ -141,18 +176,18 @@ public static class AdapterFiles
         string peftType = json.String("peft_type");
         AdapterConfig config = peftType switch
         {
-            "LORA" => new LoraConfig(json.Int("r"), json.OptionalDouble("lora_alpha") ?? 8.0, json.OptionalDouble("lora_dropout") ?? 0.0, json.OptionalBool("use_rslora") ?? false),
-            "DUAL_LORA" => new DualLoraConfig(json.Int("r"), json.OptionalDouble("lora_alpha"), json.OptionalDouble("lora_dropout") ?? 0.0,
+            "LORA" => new LoraConfig(json.Int("r", 1, MaxRank), json.OptionalDouble("lora_alpha") ?? 8.0, json.OptionalDouble("lora_dropout") ?? 0.0, json.OptionalBool("use_rslora") ?? false),
+            "DUAL_LORA" => new DualLoraConfig(json.Int("r", 1, MaxRank), json.OptionalDouble("lora_alpha"), json.OptionalDouble("lora_dropout") ?? 0.0,
                 json.OptionalBool("use_layer_norm") ?? true, json.OptionalBool("use_relu") ?? true),
             "MOE_LORA" => new MoeLoraConfig(
                 json.Choice("routing", new Dictionary<string, Routing> { ["dense"] = Routing.Dense, ["top_k"] = Routing.TopK, ["rectified"] = Routing.Rectified }),
-                json.Int("num_experts"), json.Int("expert_r"), json.OptionalDouble("lora_alpha") ?? 16.0, json.OptionalInt("top_k") ?? 2,
-                json.OptionalDouble("lora_dropout") ?? 0.0, json.OptionalDouble("aux_loss_weight") ?? 0.0, json.OptionalIntList("expert_ranks")),
+                json.Int("num_experts", 1, MaxExperts), json.Int("expert_r", 1, MaxRank), json.OptionalDouble("lora_alpha") ?? 16.0, json.OptionalInt("top_k") ?? 2,
+                json.OptionalDouble("lora_dropout") ?? 0.0, json.OptionalDouble("aux_loss_weight") ?? 0.0, json.OptionalIntList("expert_ranks", 1, MaxRank)),
             _ => throw json.Error($"peft_type \"{peftType}\" is not supported; supported: LORA, DUAL_LORA, MOE_LORA."),
         };
         if (json.OptionalObject("rank_pattern") is { } rankPattern)
         {
-            var pattern = rankPattern.Names.ToDictionary(name => name, name => rankPattern.Int(name));
+            var pattern = rankPattern.Names.ToDictionary(name => name, name => rankPattern.Int(name, 1, MaxRank));
             config = config switch
             {
                 LoraConfig l => l with { RankPattern = pattern },
@@ -183,7 +218,7 @@ public static class AdapterFiles
         }
         catch (ArgumentException e)
         {
-            throw new InvalidDataException($"{path}: {e.Message}", e);
+            throw new InvalidFileException(path, e.Message, e);
         }
         return config;
     }

@@ -104,7 +104,7 @@ public sealed class LlavaInstructionData
                 field => field.Value?.GetValueKind() == JsonValueKind.String ? field.Value.GetValue<string>() : field.Value?.ToJsonString() ?? "null");
             return new InstructionSample(id, imagePath, turns, extra);
         }
-        catch (InvalidDataException e)
+        catch (InvalidFileException e)
         {
             // The JSON helper's message is "file: field ...": put the sample's id after the file.
             var detail = e.Message.StartsWith($"{sample.File}: ", StringComparison.Ordinal) ? e.Message[(sample.File.Length + 2)..] : e.Message;

@@ -6,7 +6,7 @@ using System.Text.Json.Nodes;
 namespace DualLora.IO;
 
 /// <summary>
-/// Reads a JSON object of a file field by field. Every error is an <see cref="InvalidDataException"/> that
+/// Reads a JSON object of a file field by field (strict JSON, <see cref="StrictJson"/>). Every error is an <see cref="InvalidFileException"/> that
 /// names the file, the field with its path from the top of the file (<c>data.runs</c>,
 /// <c>[3].conversations[2].from</c>) and the fault: missing, the wrong JSON type, not one of the allowed
 /// values (listed), out of range, or unknown. A JSON <c>null</c> counts as absent for optional fields, as
@@ -37,31 +37,18 @@ public sealed class JsonObjectReader
     /// <summary>Reads a file whose top level is a JSON object.</summary>
     public static JsonObjectReader ReadFile(string file, bool allowComments = false) =>
         Parse(file, allowComments) is JsonObject obj ? new JsonObjectReader(file, "", obj)
-            : throw new InvalidDataException($"{file}: the top level must be a JSON object.");
+            : throw new InvalidFileException(file, $"the top level must be a JSON object.");
 
     /// <summary>Reads a file whose top level is a JSON array of objects (LLaVA's instruction data); element <c>i</c> has the path <c>[i]</c>.</summary>
     public static IReadOnlyList<JsonObjectReader> ReadListFile(string file, bool allowComments = false) =>
         Parse(file, allowComments) is JsonArray list ? Elements(file, "", list)
-            : throw new InvalidDataException($"{file}: the top level must be a JSON array of objects.");
+            : throw new InvalidFileException(file, $"the top level must be a JSON array of objects.");
 
-    static JsonNode? Parse(string file, bool allowComments)
-    {
-        try
-        {
-            return JsonNode.Parse(System.IO.File.ReadAllText(file), documentOptions: new JsonDocumentOptions
-            {
-                CommentHandling = allowComments ? JsonCommentHandling.Skip : JsonCommentHandling.Disallow,
-            });
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"{file}: not valid JSON ({e.Message}).", e);
-        }
-    }
+    static JsonNode? Parse(string file, bool allowComments) => StrictJson.ReadFile(file, allowComments);
 
     static List<JsonObjectReader> Elements(string file, string path, JsonArray list) =>
         list.Select((element, i) => element is JsonObject obj ? new JsonObjectReader(file, $"{path}[{i}]", obj)
-            : throw new InvalidDataException($"{file}: field '{path}[{i}]' is {Shown(element)}; it must be a JSON object, not {KindName(element)}.")).ToList();
+            : throw new InvalidFileException(file, $"field '{path}[{i}]' is {Shown(element)}; it must be a JSON object, not {KindName(element)}.")).ToList();
 
     /// <summary>The names of all fields the object has, in file order.</summary>
     public IEnumerable<string> Names => json.Select(p => p.Key);
@@ -70,10 +57,10 @@ public sealed class JsonObjectReader
     public string FieldPath(string name) => Path.Length == 0 ? name : $"{Path}.{name}";
 
     /// <summary>An error about this object's file that is not about one field.</summary>
-    public InvalidDataException Error(string fault) => new($"{File}: {fault}");
+    public InvalidFileException Error(string fault) => new(File, fault);
 
     /// <summary>An error about a field: <c>file: field 'path' fault</c>, e.g. a fault of <c>is "x"; ...</c>.</summary>
-    public InvalidDataException FieldError(string name, string fault) => new($"{File}: field '{FieldPath(name)}' {fault}");
+    public InvalidFileException FieldError(string name, string fault) => new(File, $"field '{FieldPath(name)}' {fault}");
 
     /// <summary>The JSON kind of a field, <see cref="JsonValueKind.Undefined"/> when it is absent, for fields that may take more than one form.</summary>
     public JsonValueKind Kind(string name)
@@ -143,7 +130,7 @@ public sealed class JsonObjectReader
         var allowed = asked.Concat(alsoAllowed).Distinct().ToList();
         foreach (var (name, _) in json)
             if (!allowed.Contains(name))
-                throw new InvalidDataException($"{File}: unknown field '{FieldPath(name)}'; allowed keys: {string.Join(", ", allowed.Select(FieldPath))}.");
+                throw new InvalidFileException(File, $"unknown field '{FieldPath(name)}'; allowed keys: {string.Join(", ", allowed.Select(FieldPath))}.");
     }
 
     void Ask(string name)
@@ -168,7 +155,7 @@ public sealed class JsonObjectReader
     {
         var actual = KindOf(node);
         bool fits = actual == kind || (kind == JsonValueKind.True && actual == JsonValueKind.False);
-        return fits ? node! : throw new InvalidDataException($"{File}: field '{path}' is {Shown(node)}; it must be a JSON {KindName(kind)}, not {KindName(actual)}.");
+        return fits ? node! : throw new InvalidFileException(File, $"field '{path}' is {Shown(node)}; it must be a JSON {KindName(kind)}, not {KindName(actual)}.");
     }
 
     List<T> ListOf<T>(string name, JsonArray list, JsonValueKind kind, Func<JsonNode?, T> read) => ListOf(name, list, kind, (n, _) => read(n));

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using TorchSharp;
 
 namespace DualLora.IO;
@@ -64,7 +65,7 @@ public sealed class SafetensorsCheckpoint : IDisposable
             {
                 string shardPath = Path.Combine(folder, shardName);
                 if (!System.IO.File.Exists(shardPath))
-                    throw new FileNotFoundException($"{index}: shard '{shardName}' named in weight_map does not exist.");
+                    throw new InvalidFileException(index, $"shard '{shardName}' named in weight_map does not exist (a missing file, or a symbolic link to one).");
                 var shard = SafetensorsFile.Open(shardPath);
                 shards.Add(shard);
                 byFile[shardName] = shard;
@@ -74,14 +75,14 @@ public sealed class SafetensorsCheckpoint : IDisposable
             {
                 var shard = byFile[shardName];
                 if (!shard.Contains(tensor))
-                    throw new InvalidDataException($"{index}: weight_map puts tensor '{tensor}' in '{shardName}', which does not hold it.");
+                    throw new InvalidFileException(index, $"weight_map puts tensor '{tensor}' in '{shardName}', which does not hold it.");
                 owner[tensor] = shard;
             }
             foreach (var (shardName, shard) in byFile)
             {
                 var unlisted = shard.Names.Where(n => !weightMap.ContainsKey(n)).ToList();
                 if (unlisted.Count > 0)
-                    throw new InvalidDataException($"{index}: shard '{shardName}' holds tensors missing from weight_map: {string.Join(", ", unlisted)}.");
+                    throw new InvalidFileException(index, $"shard '{shardName}' holds tensors missing from weight_map: {string.Join(", ", unlisted)}.");
             }
             return new SafetensorsCheckpoint(index, shards, owner);
         }
@@ -94,26 +95,18 @@ public sealed class SafetensorsCheckpoint : IDisposable
 
     static Dictionary<string, string> ReadWeightMap(string index)
     {
-        try
+        // Strict JSON: a tensor named twice in weight_map is an error, not the last one winning.
+        if (StrictJson.ReadFile(index) is not JsonObject root || root["weight_map"] is not JsonObject map)
+            throw new InvalidFileException(index, "the index must be an object with a 'weight_map' object.");
+        var weightMap = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (tensor, value) in map)
         {
-            using var document = JsonDocument.Parse(System.IO.File.ReadAllText(index));
-            if (document.RootElement.ValueKind != JsonValueKind.Object ||
-                !document.RootElement.TryGetProperty("weight_map", out var map) || map.ValueKind != JsonValueKind.Object)
-                throw new InvalidDataException($"{index}: the index must be an object with a 'weight_map' object.");
-            var weightMap = new Dictionary<string, string>(StringComparer.Ordinal);
-            foreach (var entry in map.EnumerateObject())
-            {
-                string? shard = entry.Value.ValueKind == JsonValueKind.String ? entry.Value.GetString() : null;
-                if (string.IsNullOrEmpty(shard) || shard.Contains('/') || shard.Contains('\\') || shard is "." or "..")
-                    throw new InvalidDataException($"{index}: weight_map entry '{entry.Name}' must name a shard file in the same folder.");
-                weightMap[entry.Name] = shard;
-            }
-            return weightMap;
+            string? shard = value is JsonValue text && text.TryGetValue(out string? name) ? name : null;
+            if (string.IsNullOrEmpty(shard) || shard.Contains('/') || shard.Contains('\\') || shard is "." or "..")
+                throw new InvalidFileException(index, $"weight_map entry '{tensor}' must name a shard file in the same folder.");
+            weightMap[tensor] = shard;
         }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"{index}: not valid JSON ({e.Message}).", e);
-        }
+        return weightMap;
     }
 
     /// <summary>

@@ -10,14 +10,20 @@ namespace DualLora.IO;
 public sealed record SafetensorsEntry(string Name, SafetensorsDType DType, long[] Shape, long Begin, long End)
 {
     public long ByteLength => End - Begin;
-    public long ElementCount => Shape.Aggregate(1L, (a, b) => a * b);
+    /// <summary>The product of the shape (checked: the reader refuses shapes whose byte count does not fit 64 bits).</summary>
+    public long ElementCount => Shape.Aggregate(1L, (a, b) => checked(a * b));
 }
 
 /// <summary>
 /// A safetensors file opened for reading: an 8-byte little-endian header length, a JSON header
 /// <c>{name: {dtype, shape, data_offsets}, "__metadata__": {string: string}}</c>, then the raw little-endian
 /// row-major data. The file is memory-mapped, so a tensor is copied straight from the page cache into
-/// its destination and a multi-GB file is never read into one array. Every entry is validated on open.
+/// its destination and a multi-GB file is never read into one array. The file is validated on open as the
+/// format's reference implementation does: a header of at most 100 MB that starts with '{' (strict JSON: UTF-8,
+/// no key twice), <c>__metadata__</c> null or strings, each tensor a known dtype with a shape whose byte count
+/// fits 64 bits and equals its span, and the tensors tiling the data buffer exactly (no gap, overlap or
+/// trailing byte). A symbolic link (the Hugging Face hub cache's layout) is followed. Every fault is an
+/// <see cref="InvalidFileException"/> naming the file and, where one is at fault, the tensor.
 /// </summary>
 public sealed class SafetensorsFile : IDisposable
 {
@@ -51,18 +57,18 @@ public sealed class SafetensorsFile : IDisposable
     public static SafetensorsFile Open(string path)
     {
         string full = System.IO.Path.GetFullPath(path);
-        long length = new FileInfo(full).Length;
-        if (length < 8)
-            throw new InvalidDataException($"{full}: truncated safetensors file ({length} bytes; the 8-byte header length alone needs 8).");
-
+        // The stream's length is the target's when the path is a symbolic link (FileInfo's would be the link's own).
         using var stream = new FileStream(full, FileMode.Open, FileAccess.Read, FileShare.Read);
+        long length = stream.Length;
+        if (length < 8)
+            throw new InvalidFileException(full, $"truncated safetensors file ({length} bytes; the 8-byte header length alone needs 8).");
         Span<byte> prefix = stackalloc byte[8];
         stream.ReadExactly(prefix);
         ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(prefix);
         if (headerLength > (ulong)(length - 8))
-            throw new InvalidDataException($"{full}: the header length is {headerLength} bytes but only {length - 8} bytes follow it (truncated file or not safetensors).");
+            throw new InvalidFileException(full, $"the header length is {headerLength} bytes but only {length - 8} bytes follow it (truncated file or not safetensors).");
         if ((long)headerLength > MaxHeaderBytes)
-            throw new InvalidDataException($"{full}: the header length {headerLength} exceeds the 100 MB limit.");
+            throw new InvalidFileException(full, $"the header length {headerLength} exceeds the 100 MB limit.");
         byte[] header = new byte[headerLength];
         stream.ReadExactly(header);
 
@@ -78,63 +84,67 @@ public sealed class SafetensorsFile : IDisposable
 
     static (Dictionary<string, SafetensorsEntry>, IReadOnlyDictionary<string, string>) ParseHeader(string file, byte[] header, long dataLength)
     {
-        JsonDocument document;
-        try
-        {
-            document = JsonDocument.Parse(header.AsMemory().TrimEnd((byte)' '));
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"{file}: the header is not valid JSON ({e.Message}).", e);
-        }
-        using (document)
+        if (header.Length == 0 || header[0] != (byte)'{')
+            throw new InvalidFileException(file, "the header does not start with '{' (not safetensors, or a corrupted header).");
+        var json = header.AsMemory().TrimEnd((byte)' ');
+        StrictJson.Check(file, json.Span, what: "the header");
+        using (var document = JsonDocument.Parse(json))
         {
             if (document.RootElement.ValueKind != JsonValueKind.Object)
-                throw new InvalidDataException($"{file}: the header must be a JSON object.");
+                throw new InvalidFileException(file, "the header must be a JSON object.");
             var entries = new Dictionary<string, SafetensorsEntry>(StringComparer.Ordinal);
             var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
             foreach (var property in document.RootElement.EnumerateObject())
             {
                 if (property.Name == MetadataKey)
                 {
+                    // The reference implementation writes null for a file without metadata.
+                    if (property.Value.ValueKind == JsonValueKind.Null) continue;
                     if (property.Value.ValueKind != JsonValueKind.Object)
-                        throw new InvalidDataException($"{file}: '{MetadataKey}' must be an object of strings.");
+                        throw new InvalidFileException(file, $"'{MetadataKey}' must be null or an object of strings.");
                     foreach (var item in property.Value.EnumerateObject())
                         metadata[item.Name] = item.Value.ValueKind == JsonValueKind.String ? item.Value.GetString()!
-                            : throw new InvalidDataException($"{file}: '{MetadataKey}.{item.Name}' must be a string.");
+                            : throw new InvalidFileException(file, $"'{MetadataKey}.{item.Name}' must be a string.");
                     continue;
                 }
-                if (entries.ContainsKey(property.Name))
-                    throw new InvalidDataException($"{file}: tensor '{property.Name}' appears twice in the header.");
                 entries[property.Name] = ParseEntry(file, property.Name, property.Value, dataLength);
             }
 
-            var ordered = entries.Values.OrderBy(e => e.Begin).ThenBy(e => e.End).ToList();
-            for (int i = 1; i < ordered.Count; i++)
-                if (ordered[i].Begin < ordered[i - 1].End)
-                    throw new InvalidDataException(
-                        $"{file}: tensor '{ordered[i].Name}' (bytes {ordered[i].Begin}..{ordered[i].End}) overlaps tensor '{ordered[i - 1].Name}' (bytes {ordered[i - 1].Begin}..{ordered[i - 1].End}).");
+            // The tensors must tile the data buffer: each begins where the one before ends, and the last ends at its end.
+            long next = 0;
+            SafetensorsEntry? previous = null;
+            foreach (var entry in entries.Values.OrderBy(e => e.Begin).ThenBy(e => e.End))
+            {
+                if (entry.Begin != next)
+                    throw new InvalidFileException(file, entry.Begin < next
+                        ? $"tensor '{entry.Name}' (bytes {entry.Begin}..{entry.End}) overlaps tensor '{previous!.Name}' (bytes {previous.Begin}..{previous.End})."
+                        : $"tensor '{entry.Name}' begins at byte {entry.Begin} of the data buffer, but the tensors before it end at {next}: a gap of {entry.Begin - next} bytes no tensor holds.");
+                next = entry.End;
+                previous = entry;
+            }
+            if (next != dataLength)
+                throw new InvalidFileException(file, $"the tensors hold {next} bytes of data, but {dataLength} bytes follow the header ({dataLength - next} bytes after the last tensor).");
             return (entries, metadata);
         }
     }
 
     static SafetensorsEntry ParseEntry(string file, string name, JsonElement value, long dataLength)
     {
-        string where = $"{file}: tensor '{name}'";
+        string where = $"tensor '{name}'";
         if (value.ValueKind != JsonValueKind.Object)
-            throw new InvalidDataException($"{where}: the entry must be an object with dtype, shape and data_offsets.");
+            throw new InvalidFileException(file, $"{where}: the entry must be an object with dtype, shape and data_offsets.");
         if (!value.TryGetProperty("dtype", out var dtypeElement) || dtypeElement.ValueKind != JsonValueKind.String)
-            throw new InvalidDataException($"{where}: 'dtype' is missing or not a string.");
+            throw new InvalidFileException(file, $"{where}: 'dtype' is missing or not a string.");
         string dtypeName = dtypeElement.GetString()!;
         var dtype = SafetensorsDTypes.Parse(dtypeName)
-            ?? throw new InvalidDataException($"{where}: unknown or unsupported dtype '{dtypeName}' (supported: {string.Join(", ", Enum.GetNames<SafetensorsDType>())}).");
-        long[] shape = Integers(where, value, "shape");
-        long[] offsets = Integers(where, value, "data_offsets");
+            ?? throw new InvalidFileException(file, $"{where}: unknown or unsupported dtype '{dtypeName}' (supported: {string.Join(", ", Enum.GetNames<SafetensorsDType>())}).");
+        long[] shape = Integers(file, where, value, "shape");
+        long[] offsets = Integers(file, where, value, "data_offsets");
         if (offsets.Length != 2)
-            throw new InvalidDataException($"{where}: 'data_offsets' must hold exactly two numbers [begin, end].");
+            throw new InvalidFileException(file, $"{where}: 'data_offsets' must hold exactly two numbers [begin, end].");
         var entry = new SafetensorsEntry(name, dtype, shape, offsets[0], offsets[1]);
         if (entry.Begin > entry.End || entry.End > dataLength)
-            throw new InvalidDataException(
+            throw new InvalidFileException(file,
                 $"{where}: data_offsets [{entry.Begin}, {entry.End}] lie outside the data buffer of {dataLength} bytes (truncated file or bad offsets).");
         long expected;
         try
@@ -143,20 +153,20 @@ public sealed class SafetensorsFile : IDisposable
         }
         catch (OverflowException)
         {
-            throw new InvalidDataException($"{where}: shape [{string.Join(", ", shape)}] is too large.");
+            throw new InvalidFileException(file, $"{where}: shape [{string.Join(", ", shape)}] holds more bytes than 64 bits can count.");
         }
         if (expected != entry.ByteLength)
-            throw new InvalidDataException(
+            throw new InvalidFileException(file,
                 $"{where}: shape [{string.Join(", ", shape)}] of {dtypeName} needs {expected} bytes but data_offsets span {entry.ByteLength}.");
         return entry;
     }
 
-    static long[] Integers(string where, JsonElement value, string key)
+    static long[] Integers(string file, string where, JsonElement value, string key)
     {
         if (!value.TryGetProperty(key, out var array) || array.ValueKind != JsonValueKind.Array)
-            throw new InvalidDataException($"{where}: '{key}' is missing or not an array.");
+            throw new InvalidFileException(file, $"{where}: '{key}' is missing or not an array.");
         return array.EnumerateArray().Select(e => e.ValueKind == JsonValueKind.Number && e.TryGetInt64(out long n) && n >= 0 ? n
-            : throw new InvalidDataException($"{where}: '{key}' must hold non-negative whole numbers, found {e.GetRawText()}.")).ToArray();
+            : throw new InvalidFileException(file, $"{where}: '{key}' must hold non-negative whole numbers, found {e.GetRawText()}.")).ToArray();
     }
 
     /// <summary>Copies a tensor's raw little-endian bytes into <paramref name="destination"/>, which must be exactly its size.</summary>

@@ -39,7 +39,7 @@ public static class StrictWeights
         }
         var unexpected = checkpoint.Names.Where(n => !used.Contains(n) && ignorable?.Invoke(n) != true).ToList();
         if (missing.Count + unexpected.Count + misshapen.Count > 0)
-            throw new InvalidDataException($"{checkpoint.Source} does not fit the model:" +
+            throw new InvalidFileException(checkpoint.Source, "does not fit the model:" +
                 (missing.Count > 0 ? $"\n  missing keys: {string.Join(", ", missing)}" : "") +
                 (unexpected.Count > 0 ? $"\n  unexpected keys: {string.Join(", ", unexpected)}" : "") +
                 (misshapen.Count > 0 ? $"\n  shape mismatches: {string.Join("; ", misshapen)}" : ""));

@@ -18,6 +18,18 @@ public sealed record LlamaConfig(
 {
     public int HeadDim => HiddenSize / NumAttentionHeads;
 
+    /// <summary>
+    /// The parameters of <c>LlamaForCausalLM</c> with these sizes, counted from the config alone (a loader compares it
+    /// with a checkpoint before it builds anything): the embedding, per layer the attention's four projections, the
+    /// MLP's three and two norms, the final norm, and the output head (its own matrix even when tied, as built).
+    /// </summary>
+    public long ParameterCount()
+    {
+        long hidden = HiddenSize, kvWidth = (long)NumKeyValueHeads * HeadDim;
+        long layer = 2 * hidden * hidden + 2 * hidden * kvWidth + 3 * hidden * IntermediateSize + 2 * hidden;
+        return 2L * VocabSize * hidden + NumHiddenLayers * layer + hidden;
+    }
+
     public void Validate()
     {
         void Require(bool condition, string field, string fault)

@@ -36,7 +36,7 @@ public static class HuggingFaceModels
     /// </summary>
     static LlamaConfig LlamaFields(JsonObjectReader json, bool transformersDefaults)
     {
-        int Size(string name, int fallback) => transformersDefaults ? json.OptionalInt(name) ?? fallback : json.Int(name);
+        int Size(string name, int fallback) => transformersDefaults ? json.OptionalInt(name, 1, MaxSize) ?? fallback : json.Int(name, 1, MaxSize);
         int hidden = Size("hidden_size", 4096), heads = Size("num_attention_heads", 32);
         var config = new LlamaConfig(
             VocabSize: Size("vocab_size", 32000),
@@ -44,10 +44,10 @@ public static class HuggingFaceModels
             IntermediateSize: Size("intermediate_size", 11008),
             NumHiddenLayers: Size("num_hidden_layers", 32),
             NumAttentionHeads: heads,
-            NumKeyValueHeads: json.OptionalInt("num_key_value_heads") ?? heads,
+            NumKeyValueHeads: json.OptionalInt("num_key_value_heads", 1, MaxSize) ?? heads,
             RmsNormEps: json.OptionalDouble("rms_norm_eps") ?? 1e-6,
             RopeTheta: json.OptionalDouble("rope_theta") ?? 10000,
-            MaxPositionEmbeddings: json.OptionalInt("max_position_embeddings") ?? 2048,
+            MaxPositionEmbeddings: json.OptionalInt("max_position_embeddings", 1, MaxSize) ?? 2048,
             TieWordEmbeddings: json.OptionalBool("tie_word_embeddings") ?? false);
         if (json.Kind("rope_scaling") == JsonValueKind.Object)
             throw json.Error($"{json.FieldPath("rope_scaling")} is not supported by this project's decoder.");
@@ -61,8 +61,9 @@ public static class HuggingFaceModels
     public static LlamaForCausalLM LoadLlama(string folder, ScalarType dtype = ScalarType.Float32)
     {
         var config = ReadLlamaConfig(folder);
-        var model = new LlamaForCausalLM(config, dtype);
         using var checkpoint = SafetensorsCheckpoint.Open(folder);
+        CheckSize(Path.Combine(Path.GetFullPath(folder), ConfigFile), checkpoint, config.ParameterCount(), config);
+        var model = new LlamaForCausalLM(config, dtype);
         StrictWeights.Load(model, checkpoint, key => key,
             ignorable: key => key.EndsWith(".rotary_emb.inv_freq", StringComparison.Ordinal),
             optional: key => config.TieWordEmbeddings && key == "lm_head.weight");
@@ -92,7 +93,7 @@ public static class HuggingFaceModels
     /// </summary>
     static ClipVisionConfig ClipFields(JsonObjectReader json, bool transformersDefaults)
     {
-        int Size(string name, int fallback) => transformersDefaults ? json.OptionalInt(name) ?? fallback : json.Int(name);
+        int Size(string name, int fallback) => transformersDefaults ? json.OptionalInt(name, 1, MaxSize) ?? fallback : json.Int(name, 1, MaxSize);
         var config = new ClipVisionConfig(
             HiddenSize: Size("hidden_size", 768),
             IntermediateSize: Size("intermediate_size", 3072),
@@ -100,7 +101,7 @@ public static class HuggingFaceModels
             NumAttentionHeads: Size("num_attention_heads", 12),
             ImageSize: Size("image_size", 224),
             PatchSize: Size("patch_size", 32),
-            NumChannels: json.OptionalInt("num_channels") ?? 3,
+            NumChannels: json.OptionalInt("num_channels", 1, MaxSize) ?? 3,
             LayerNormEps: json.OptionalDouble("layer_norm_eps") ?? 1e-5,
             HiddenAct: json.OptionalString("hidden_act") ?? "quick_gelu");
         Validated(json, config.Validate);
@@ -214,8 +215,9 @@ public static class HuggingFaceModels
         OnlySupported(json, "multimodal_projector_bias", json.OptionalBool("multimodal_projector_bias"), true, "LLaVA-1.5's projector has biases");
         json.OptionalInt("image_token_index");   // the tokenizer's <image> id; the model reads LlavaConfig.ImageTokenId instead
 
-        var model = new LlavaModel(new ClipVisionModel(vision, dtype), new LlamaForCausalLM(text, dtype), vce, dtype);
         using var checkpoint = SafetensorsCheckpoint.Open(folder);
+        CheckSize(json.File, checkpoint, vision.ParameterCount() + text.ParameterCount() + ProjectorParameters(vision.HiddenSize, text.HiddenSize), text);
+        var model = new LlavaModel(new ClipVisionModel(vision, dtype), new LlamaForCausalLM(text, dtype), vce, dtype);
         // Newer transformers nest the parts under "model." and keep lm_head at the top; older ones nest the decoder under "language_model.".
         bool nested = checkpoint.Names.Any(n => n.StartsWith("model.", StringComparison.Ordinal));
         var projector = new ProjectorKeys(nested ? "model.multi_modal_projector." : "multi_modal_projector.", HfNames: true);
@@ -241,8 +243,9 @@ public static class HuggingFaceModels
         if (json.OptionalInt("mm_hidden_size") is { } width && width != vision.Config.HiddenSize)
             throw json.FieldError("mm_hidden_size", $"is {width}, but the vision tower's width is {vision.Config.HiddenSize}.");
 
-        var model = new LlavaModel(vision, new LlamaForCausalLM(text, dtype), vce, dtype);
         using var checkpoint = SafetensorsCheckpoint.Open(folder);
+        CheckSize(json.File, checkpoint, text.ParameterCount() + ProjectorParameters(vision.Config.HiddenSize, text.HiddenSize), text);
+        var model = new LlavaModel(vision, new LlamaForCausalLM(text, dtype), vce, dtype);
         var projector = new ProjectorKeys("model.mm_projector.", HfNames: false);
         string FileKey(string key) =>
             key.StartsWith("connector.mm_projector.", StringComparison.Ordinal) ? projector.FileKey(key["connector.mm_projector.".Length..])
@@ -265,6 +268,26 @@ public static class HuggingFaceModels
             ignorable: key => key.EndsWith(".rotary_emb.inv_freq", StringComparison.Ordinal) || key.EndsWith("vision_model.embeddings.position_ids", StringComparison.Ordinal),
             optional: key => tied && key == "language_model.lm_head.weight");
         if (tied) model.language_model.lm_head.weight = model.language_model.model.embed_tokens.weight!;
+    }
+
+    // Far above any released model's widths, layer counts and vocabularies; a size above it is a corrupted config.
+    const int MaxSize = 1 << 20;
+
+    static long ProjectorParameters(long visionWidth, long languageWidth) => visionWidth * languageWidth + languageWidth + languageWidth * languageWidth + languageWidth;
+
+    /// <summary>
+    /// Before the model is built: the config's sizes must not ask for more than twice the parameters the checkpoint holds
+    /// (a tied output head may be absent from it), so a config that asks for a huge model is refused without allocating
+    /// it, and what is allocated stays within twice the files' size; the strict load then names every key that does not fit.
+    /// </summary>
+    static void CheckSize(string configFile, SafetensorsCheckpoint checkpoint, long implied, LlamaConfig text)
+    {
+        long held = checkpoint.Names.Where(n => !n.EndsWith(".rotary_emb.inv_freq", StringComparison.Ordinal) && !n.EndsWith("embeddings.position_ids", StringComparison.Ordinal))
+            .Sum(n => checkpoint.Entry(n).ElementCount);
+        long head = text.TieWordEmbeddings ? (long)text.VocabSize * text.HiddenSize : 0;
+        if (implied - head > 2 * held)
+            throw new InvalidFileException(configFile, $"its sizes make a model of {implied:N0} parameters, more than twice the {held:N0} that {checkpoint.Source} holds: " +
+                "the config and the weights do not belong together (nothing was allocated).");
     }
 
     /// <summary>A config value this project implements in one form only: absent is taken as that form, anything else is refused.</summary>
@@ -316,7 +339,7 @@ public static class HuggingFaceModels
         }
         catch (ArgumentException e)
         {
-            throw new InvalidDataException($"{json.File}: {e.Message}", e);
+            throw new InvalidFileException(json.File, e.Message, e);
         }
     }
 }

@@ -106,7 +106,7 @@ public sealed class Comparison
         {
             var differences = ComparisonPlan.Read(file).Differences(plan);
             if (differences.Count > 0)
-                throw new InvalidDataException($"{file}: the report folder holds another comparison's plan; choose another report folder or remove it. Differences:\n  " +
+                throw new InvalidFileException(file, $"the report folder holds another comparison's plan; choose another report folder or remove it. Differences:\n  " +
                     string.Join("\n  ", differences));
             return;
         }
@@ -119,7 +119,7 @@ public sealed class Comparison
     {
         var all = JsonNode.Parse(File.ReadAllText(DataFile(split + ".json")))!.AsArray();
         var kept = all.Where(sample => SceneOf(sample!["id"]!.GetValue<string>()) < scenes).Select(sample => sample!.DeepClone()).ToArray();
-        if (kept.Length == 0) throw new InvalidDataException($"{DataFile(split + ".json")}: no sample of the first {scenes} scenes.");
+        if (kept.Length == 0) throw new InvalidFileException(DataFile(split + ".json"), $"no sample of the first {scenes} scenes.");
         string file = Path.Combine(folders.Output, "data", $"{split}-first-{scenes}-scenes.json");
         AtomicFile.WriteAllText(file, new JsonArray(kept).ToJsonString());
         return file;

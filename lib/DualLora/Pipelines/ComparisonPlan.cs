@@ -188,7 +188,7 @@ public sealed record ComparisonPlan(
         }
         catch (ArgumentException e)
         {
-            throw new InvalidDataException($"{file}: {e.Message}", e);
+            throw new InvalidFileException(file, e.Message, e);
         }
     }
 

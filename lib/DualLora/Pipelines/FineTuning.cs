@@ -61,19 +61,19 @@ public sealed class FineTuning : IDisposable
     public static void CheckOutput(FineTuningConfig config, bool resume)
     {
         if (!resume && Directory.Exists(config.Output) && Directory.EnumerateFileSystemEntries(config.Output).Any())
-            throw new InvalidDataException($"{config.File}: field 'output': {config.Output} is not empty; resume that run (train --resume) or choose another output folder.");
+            throw new InvalidFileException(config.File ?? "the fine-tuning config", $"field 'output': {config.Output} is not empty; resume that run (train --resume) or choose another output folder.");
     }
 
     /// <summary>
     /// Loads the model (VCE freshly initialised from the seed), the tokenizer and the data, and checks that they fit
-    /// together; every fault is an <see cref="InvalidDataException"/> naming the config file and its field.
+    /// together; every fault is an <see cref="InvalidFileException"/> naming the config file and its field.
     /// </summary>
     /// <param name="config">The run.</param>
     /// <param name="device">Where the model trains (the environment's device); the CPU by default.</param>
     public static FineTuning Prepare(FineTuningConfig config, Device? device = null)
     {
         string file = config.File ?? "the fine-tuning config";
-        InvalidDataException Fault(string field, string fault, Exception? inner = null) => new($"{file}: field '{field}': {fault}", inner);
+        InvalidFileException Fault(string field, string fault, Exception? inner = null) => new(file, $"field '{field}': {fault}", inner);
         T Checked<T>(string field, Func<T> load)
         {
             try { return load(); }
@@ -155,7 +155,7 @@ public sealed class FineTuning : IDisposable
             var (ids, _) = collator.Tokenize(sample);
             long largest = ids.Max();
             if (largest >= vocabulary)
-                throw new InvalidDataException($"{file}: field 'tokenizer': sample \"{sample.Id}\" of {data.File} encodes to id {largest}, " +
+                throw new InvalidFileException(file, $"field 'tokenizer': sample \"{sample.Id}\" of {data.File} encodes to id {largest}, " +
                     $"but the model's vocabulary has {vocabulary} ids (0 to {vocabulary - 1}): the tokenizer does not belong to this model.");
         }
     }
@@ -167,7 +167,7 @@ public sealed class FineTuning : IDisposable
         {
             using var codec = SKCodec.Create(path, out var result);
             if (codec is null)
-                throw new InvalidDataException($"{file}: field '{field}': {data.File} names {path}, which is not a decodable image ({result}).");
+                throw new InvalidFileException(file, $"field '{field}': {data.File} names {path}, which is not a decodable image ({result}).");
         }
     }
 

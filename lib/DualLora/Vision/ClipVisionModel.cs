@@ -23,6 +23,18 @@ public sealed record ClipVisionConfig(
     public int GridSize => ImageSize / PatchSize;
     public int NumPatches => GridSize * GridSize;
 
+    /// <summary>
+    /// The parameters of the vision tower with these sizes, counted from the config alone: patch embedding (no bias),
+    /// class token, positions, the two outer LayerNorms, and per layer four biased attention projections, a biased
+    /// two-layer MLP and two LayerNorms.
+    /// </summary>
+    public long ParameterCount()
+    {
+        long hidden = HiddenSize;
+        long layer = 4 * (hidden * hidden + hidden) + 2 * hidden * IntermediateSize + IntermediateSize + hidden + 4 * hidden;
+        return (long)NumChannels * PatchSize * PatchSize * hidden + hidden + (NumPatches + 1L) * hidden + 4 * hidden + NumHiddenLayers * layer;
+    }
+
     public void Validate()
     {
         void Require(bool condition, string field, string fault)

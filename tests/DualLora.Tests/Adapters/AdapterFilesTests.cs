@@ -107,7 +107,7 @@ public class AdapterFilesTests
         }
         var model = new TinyModel(depth: 1);
         var keysBefore = model.state_dict().Keys.ToList();
-        var error = Assert.Throws<InvalidDataException>(() => AdapterFiles.Load(model, temp.Path));
+        var error = Assert.Throws<InvalidFileException>(() => AdapterFiles.Load(model, temp.Path));
         Assert.Contains("missing keys: base_model.model.layers.0.self_attn.v_proj.lora_B.weight", error.Message);
         Assert.Contains("unexpected keys: base_model.model.layers.0.self_attn.k_proj.lora_A.weight", error.Message);
         Assert.Equal(keysBefore, model.state_dict().Keys.ToList());
@@ -116,10 +116,10 @@ public class AdapterFilesTests
         File.WriteAllText(config, File.ReadAllText(config).Replace("\"r\": 2", "\"r\": 3"));
         AdapterFiles.Save(AdapterInjection.Inject(new TinyModel(depth: 1), new LoraConfig(Rank: 2)), Path.Combine(temp.Path, "good"));
         File.Copy(Path.Combine(temp.Path, "good", AdapterFiles.WeightsFile), weights, overwrite: true);
-        var rank = Assert.Throws<InvalidDataException>(() => AdapterFiles.Load(new TinyModel(depth: 1), temp.Path));
+        var rank = Assert.Throws<InvalidFileException>(() => AdapterFiles.Load(new TinyModel(depth: 1), temp.Path));
         Assert.Contains("shape mismatches: base_model.model.layers.0.self_attn.q_proj.lora_A.weight is [2, 8] in the file, [3, 8] in the model", rank.Message);
 
-        var other = Assert.Throws<InvalidDataException>(() => AdapterFiles.Load(new TinyModel(depth: 1), Path.Combine(temp.Path, "good"), new DualLoraConfig()));
+        var other = Assert.Throws<InvalidFileException>(() => AdapterFiles.Load(new TinyModel(depth: 1), Path.Combine(temp.Path, "good"), new DualLoraConfig()));
         Assert.Contains("peft_type is LORA, but a DUAL_LORA adapter was asked for", other.Message);
     }
 
@@ -128,7 +128,7 @@ public class AdapterFilesTests
     [InlineData("\"peft_type\": \"LORA\"", "\"peft_type\": \"IA3\"", "peft_type \"IA3\" is not supported")]
     [InlineData("\"fan_in_fan_out\": false", "\"fan_in_fan_out\": true", "field 'fan_in_fan_out' is true; this project supports only false")]
     [InlineData("\"bias\": \"none\"", "\"bias\": \"none\", \"lora_magic\": 1", "unknown field 'lora_magic'")]
-    [InlineData("\"r\": 2", "\"r\": 0", "r: the rank must be at least 1")]
+    [InlineData("\"r\": 2", "\"r\": 0", "field 'r' is 0; allowed values: whole numbers from 1 to 65536.")]
     public void Bad_configs_name_the_file_and_the_field(string find, string replace, string expected)
     {
         using var scope = NewDisposeScope();
@@ -138,7 +138,7 @@ public class AdapterFilesTests
         string text = File.ReadAllText(config);
         Assert.Contains(find, text);
         File.WriteAllText(config, text.Replace(find, replace));
-        var error = Assert.Throws<InvalidDataException>(() => AdapterFiles.ReadConfig(config));
+        var error = Assert.Throws<InvalidFileException>(() => AdapterFiles.ReadConfig(config));
         Assert.Contains(config, error.Message);
         Assert.Contains(expected, error.Message);
     }

@@ -1,3 +1,4 @@
+using DualLora.IO;
 using System.Diagnostics;
 using System.Text;
 using DualLora.Data;
@@ -206,9 +207,9 @@ public sealed class LlavaInstructionDataTests
         using var folder = new TempFolder();
         var file = folder.File("train.json");
         File.WriteAllText(file, """{"id": "x"}""");
-        Assert.StartsWith($"{file}: ", Assert.Throws<InvalidDataException>(() => LlavaInstructionData.Load(file)).Message);
+        Assert.StartsWith($"{file}: ", Assert.Throws<InvalidFileException>(() => LlavaInstructionData.Load(file)).Message);
         File.WriteAllText(file, "[{\"id\": ");
-        Assert.StartsWith($"{file}: ", Assert.Throws<InvalidDataException>(() => LlavaInstructionData.Load(file)).Message);
+        Assert.StartsWith($"{file}: ", Assert.Throws<InvalidFileException>(() => LlavaInstructionData.Load(file)).Message);
     }
 
     [Fact]

@@ -66,13 +66,13 @@ public class JsonObjectReaderTests
         Assert.Empty(samples[0].Objects("conversations"));
         var turns = samples[1].Objects("conversations");
         Assert.Equal("human", turns[0].Choice("from", "human", "gpt"));
-        var error = Assert.Throws<InvalidDataException>(() => turns[1].Choice("from", "human", "gpt"));
+        var error = Assert.Throws<InvalidFileException>(() => turns[1].Choice("from", "human", "gpt"));
         Assert.Equal($"{path}: field '[1].conversations[1].from' is \"robot\"; allowed values: \"human\", \"gpt\".", error.Message);
 
         string notObjects = Write(temp, """[ { "id": "a" }, 3 ]""", "list.json");
         Assert.Equal($"{notObjects}: field '[1]' is 3; it must be a JSON object, not number.",
-            Assert.Throws<InvalidDataException>(() => JsonObjectReader.ReadListFile(notObjects)).Message);
-        Assert.Contains("the top level must be a JSON array of objects", Assert.Throws<InvalidDataException>(() => JsonObjectReader.ReadListFile(Write(temp, "{}", "object.json"))).Message);
+            Assert.Throws<InvalidFileException>(() => JsonObjectReader.ReadListFile(notObjects)).Message);
+        Assert.Contains("the top level must be a JSON array of objects", Assert.Throws<InvalidFileException>(() => JsonObjectReader.ReadListFile(Write(temp, "{}", "object.json"))).Message);
     }
 
     public static TheoryData<string, Action<JsonObjectReader>, string> Faults => new()
@@ -98,7 +98,7 @@ public class JsonObjectReaderTests
     {
         using var temp = new TempFolder();
         string path = Write(temp, json);
-        var error = Assert.Throws<InvalidDataException>(() => read(JsonObjectReader.ReadFile(path)));
+        var error = Assert.Throws<InvalidFileException>(() => read(JsonObjectReader.ReadFile(path)));
         Assert.Equal($"{path}: {expected}", error.Message);
     }
 
@@ -107,12 +107,12 @@ public class JsonObjectReaderTests
     {
         using var temp = new TempFolder();
         string broken = Write(temp, """{ "a": 1, }""");
-        Assert.StartsWith($"{broken}: not valid JSON (", Assert.Throws<InvalidDataException>(() => JsonObjectReader.ReadFile(broken)).Message);
+        Assert.StartsWith($"{broken}: not valid JSON (", Assert.Throws<InvalidFileException>(() => JsonObjectReader.ReadFile(broken)).Message);
         string list = Write(temp, "[]", "list.json");
-        Assert.Equal($"{list}: the top level must be a JSON object.", Assert.Throws<InvalidDataException>(() => JsonObjectReader.ReadFile(list)).Message);
+        Assert.Equal($"{list}: the top level must be a JSON object.", Assert.Throws<InvalidFileException>(() => JsonObjectReader.ReadFile(list)).Message);
 
         string commented = Write(temp, "// the seed\n{ \"seed\": 1 }", "commented.json");
-        Assert.Contains("not valid JSON", Assert.Throws<InvalidDataException>(() => JsonObjectReader.ReadFile(commented)).Message);
+        Assert.Contains("not valid JSON", Assert.Throws<InvalidFileException>(() => JsonObjectReader.ReadFile(commented)).Message);
         Assert.Equal(1, JsonObjectReader.ReadFile(commented, allowComments: true).Int("seed"));
     }
 }

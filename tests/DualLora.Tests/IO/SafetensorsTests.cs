@@ -115,7 +115,7 @@ public class SafetensorsTests
     {
         using var temp = new TempFolder();
         string path = WriteBad(temp, header, dataBytes);
-        var error = Assert.Throws<InvalidDataException>(() => SafetensorsFile.Open(path));
+        var error = Assert.Throws<InvalidFileException>(() => SafetensorsFile.Open(path));
         Assert.Contains(path, error.Message);
         Assert.Contains(expected1, error.Message);
         Assert.Contains(expected2, error.Message);
@@ -129,9 +129,44 @@ public class SafetensorsTests
         byte[] bytes = Assemble("""{"w":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}""", 1);
         BinaryPrimitives.WriteUInt64LittleEndian(bytes, 10_000);
         File.WriteAllBytes(path, bytes);
-        var error = Assert.Throws<InvalidDataException>(() => SafetensorsFile.Open(path));
+        var error = Assert.Throws<InvalidFileException>(() => SafetensorsFile.Open(path));
         Assert.Contains(path, error.Message);
         Assert.Contains("header length is 10000 bytes", error.Message);
+    }
+
+    [Fact]
+    public void A_symlinked_file_as_the_hub_cache_lays_it_out_is_read_through_its_link()
+    {
+        using var temp = new TempFolder();
+        string blob = Path.Combine(temp.Path, "blobs", "9f2c");
+        Directory.CreateDirectory(Path.GetDirectoryName(blob)!);
+        File.WriteAllBytes(blob, Assemble("""{"__metadata__":null,"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}""", 0x00, 0x00, 0xC0, 0x3F));
+        string snapshot = Path.Combine(temp.Path, "snapshots", "rev");
+        Directory.CreateDirectory(snapshot);
+        File.CreateSymbolicLink(Path.Combine(snapshot, "model.safetensors"), Path.Combine("..", "..", "blobs", "9f2c"));
+
+        using var checkpoint = SafetensorsCheckpoint.Open(snapshot);
+        using var a = checkpoint.ReadTensor("a");
+        Assert.Equal(1.5f, a.item<float>());
+    }
+
+    [Theory]
+    [InlineData("""{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}}""", 3, "the tensors hold 2 bytes of data, but 3 bytes follow the header (1 bytes after the last tensor).")]
+    [InlineData("""{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"b":{"dtype":"U8","shape":[1],"data_offsets":[2,3]}}""", 3,
+        "tensor 'b' begins at byte 2 of the data buffer, but the tensors before it end at 1: a gap of 1 bytes no tensor holds.")]
+    [InlineData("""{}""", 4, "the tensors hold 0 bytes of data, but 4 bytes follow the header (4 bytes after the last tensor).")]
+    [InlineData("""{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}""", 1, "the header has the key 'a' twice.")]
+    [InlineData(""" {"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}""", 1, "the header does not start with '{' (not safetensors, or a corrupted header).")]
+    [InlineData("""{"a":{"dtype":"U8","shape":[4294967296,4294967296,4294967296],"data_offsets":[0,1]}}""", 1,
+        "tensor 'a': shape [4294967296, 4294967296, 4294967296] holds more bytes than 64 bits can count.")]
+    public void Bytes_that_no_tensor_holds_and_other_faults_of_the_reference_rules_are_refused(string header, int dataBytes, string fault)
+    {
+        using var temp = new TempFolder();
+        string path = temp.File("bad.safetensors");
+        File.WriteAllBytes(path, Assemble(header, new byte[dataBytes]));
+        var error = Assert.Throws<InvalidFileException>(() => SafetensorsFile.Open(path));
+        Assert.Equal(path, error.File);
+        Assert.Equal(fault, error.Fault);
     }
 
     [Fact]
@@ -143,12 +178,12 @@ public class SafetensorsTests
         SafetensorsWriter.Write(path, [new KeyValuePair<string, Tensor>("weight", ones(4, 4))]);
         byte[] whole = File.ReadAllBytes(path);
         File.WriteAllBytes(path, whole[..^5]);
-        var error = Assert.Throws<InvalidDataException>(() => SafetensorsFile.Open(path));
+        var error = Assert.Throws<InvalidFileException>(() => SafetensorsFile.Open(path));
         Assert.Contains(path, error.Message);
         Assert.Contains("'weight'", error.Message);
 
         File.WriteAllBytes(path, whole[..5]);
-        Assert.Contains("truncated", Assert.Throws<InvalidDataException>(() => SafetensorsFile.Open(path)).Message);
+        Assert.Contains("truncated", Assert.Throws<InvalidFileException>(() => SafetensorsFile.Open(path)).Message);
     }
 
     [Fact]
@@ -198,12 +233,13 @@ public class SafetensorsTests
         string good = File.ReadAllText(index);
 
         File.WriteAllText(index, good.Replace("\"b\": \"model-00002-of-00002.safetensors\"", "\"b\": \"model-00001-of-00002.safetensors\""));
-        var wrongShard = Assert.Throws<InvalidDataException>(() => SafetensorsCheckpoint.Open(temp.Path));
+        var wrongShard = Assert.Throws<InvalidFileException>(() => SafetensorsCheckpoint.Open(temp.Path));
         Assert.Contains("'b'", wrongShard.Message);
         Assert.Contains(index, wrongShard.Message);
 
         File.WriteAllText(index, good.Replace("model-00002-of-00002.safetensors", "model-00009-of-00002.safetensors"));
-        var missing = Assert.Throws<FileNotFoundException>(() => SafetensorsCheckpoint.Open(temp.Path));
+        var missing = Assert.Throws<InvalidFileException>(() => SafetensorsCheckpoint.Open(temp.Path));
+        Assert.EndsWith(SafetensorsCheckpoint.IndexFileName, missing.File);
         Assert.Contains("model-00009-of-00002.safetensors", missing.Message);
     }
 

@@ -51,31 +51,53 @@ public class HuggingFaceModelsTests
     }
 
     [Fact]
+    public void The_configs_count_the_parameters_their_models_build()
+    {
+        using var scope = NewDisposeScope();
+        foreach (var text in new[] { new LlamaConfig(), new LlamaConfig(VocabSize: 30, HiddenSize: 24, IntermediateSize: 36, NumHiddenLayers: 2, NumAttentionHeads: 4, NumKeyValueHeads: 2) })
+            Assert.Equal(new LlamaForCausalLM(text).parameters().Sum(p => p.numel()), text.ParameterCount());
+        foreach (var vision in new[] { new ClipVisionConfig(), new ClipVisionConfig(HiddenSize: 16, IntermediateSize: 40, NumHiddenLayers: 3, NumAttentionHeads: 2, ImageSize: 8, PatchSize: 4, NumChannels: 3) })
+            Assert.Equal(new ClipVisionModel(vision).parameters().Sum(p => p.numel()), vision.ParameterCount());
+    }
+
+    [Fact]
+    public void A_config_that_asks_for_far_more_than_the_weights_hold_is_refused_before_anything_is_allocated()
+    {
+        using var scope = NewDisposeScope();
+        using var temp = new TempFolder();
+        WriteLlama(temp.Path, LlamaConfigJson.Replace("\"vocab_size\": 11", "\"vocab_size\": 1000000"));
+        var error = Assert.Throws<InvalidFileException>(() => HuggingFaceModels.LoadLlama(temp.Path));
+        Assert.Equal(Path.Combine(temp.Path, "config.json"), error.File);
+        Assert.StartsWith("its sizes make a model of 16,001,000 parameters, more than twice the 1,176 that ", error.Fault);
+        Assert.Contains("the config and the weights do not belong together (nothing was allocated)", error.Fault);
+    }
+
+    [Fact]
     public void Keys_shapes_and_architectures_that_do_not_fit_are_reported()
     {
         using var scope = NewDisposeScope();
         using var temp = new TempFolder();
         WriteLlama(temp.Path, LlamaConfigJson.Replace("\"intermediate_size\": 12", "\"intermediate_size\": 10"));
-        var error = Assert.Throws<InvalidDataException>(() => HuggingFaceModels.LoadLlama(temp.Path));
-        Assert.Contains("model.safetensors.index.json does not fit the model", error.Message);
+        var error = Assert.Throws<InvalidFileException>(() => HuggingFaceModels.LoadLlama(temp.Path));
+        Assert.Contains("model.safetensors.index.json: does not fit the model", error.Message);
         Assert.Contains("shape mismatches: model.layers.0.mlp.gate_proj.weight is [12, 8] in the file, [10, 8] in the model", error.Message);
 
         File.WriteAllText(Path.Combine(temp.Path, "config.json"), LlamaConfigJson.Replace("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 3"));
-        var missing = Assert.Throws<InvalidDataException>(() => HuggingFaceModels.LoadLlama(temp.Path));
+        var missing = Assert.Throws<InvalidFileException>(() => HuggingFaceModels.LoadLlama(temp.Path));
         Assert.Contains("missing keys: model.layers.2.", missing.Message);
         Assert.Contains("model.layers.2.self_attn.q_proj.weight", missing.Message);
 
         File.WriteAllText(Path.Combine(temp.Path, "config.json"), LlamaConfigJson.Replace("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 1"));
-        Assert.Contains("unexpected keys: model.layers.1.", Assert.Throws<InvalidDataException>(() => HuggingFaceModels.LoadLlama(temp.Path)).Message);
+        Assert.Contains("unexpected keys: model.layers.1.", Assert.Throws<InvalidFileException>(() => HuggingFaceModels.LoadLlama(temp.Path)).Message);
 
         File.WriteAllText(Path.Combine(temp.Path, "config.json"), LlamaConfigJson.Replace("LlamaForCausalLM", "GPT2LMHeadModel").Replace("\"llama\"", "\"gpt2\""));
-        Assert.Contains("architecture [GPT2LMHeadModel] (model_type \"gpt2\") is not supported", Assert.Throws<InvalidDataException>(() => HuggingFaceModels.LoadLlama(temp.Path)).Message);
+        Assert.Contains("architecture [GPT2LMHeadModel] (model_type \"gpt2\") is not supported", Assert.Throws<InvalidFileException>(() => HuggingFaceModels.LoadLlama(temp.Path)).Message);
 
         File.WriteAllText(Path.Combine(temp.Path, "config.json"), LlamaConfigJson.Replace("\"rope_scaling\": null", "\"rope_scaling\": {\"type\": \"linear\", \"factor\": 2.0}"));
-        Assert.Contains("rope_scaling is not supported", Assert.Throws<InvalidDataException>(() => HuggingFaceModels.LoadLlama(temp.Path)).Message);
+        Assert.Contains("rope_scaling is not supported", Assert.Throws<InvalidFileException>(() => HuggingFaceModels.LoadLlama(temp.Path)).Message);
 
         File.WriteAllText(Path.Combine(temp.Path, "config.json"), LlamaConfigJson.Replace("\"hidden_size\": 8", "\"hidden_size\": \"eight\""));
-        Assert.Contains("field 'hidden_size' is \"eight\"", Assert.Throws<InvalidDataException>(() => HuggingFaceModels.LoadLlama(temp.Path)).Message);
+        Assert.Contains("field 'hidden_size' is \"eight\"", Assert.Throws<InvalidFileException>(() => HuggingFaceModels.LoadLlama(temp.Path)).Message);
     }
 
     [Fact]

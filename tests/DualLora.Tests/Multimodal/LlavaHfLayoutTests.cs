@@ -189,11 +189,11 @@ public class LlavaHfLayoutTests
         using var temp = new TempFolder();
         WriteHf(temp.Path, HfTensors(Source(), nested: false).Where(kv => kv.Key != "multi_modal_projector.linear_2.weight").ToList());
 
-        var error = Assert.Throws<InvalidDataException>(() => HuggingFaceModels.LoadLlava(temp.Path, dtype: ScalarType.Float64));
-        Assert.Contains("model.safetensors does not fit the model:\n  missing keys: multi_modal_projector.linear_2.weight", error.Message);
+        var error = Assert.Throws<InvalidFileException>(() => HuggingFaceModels.LoadLlava(temp.Path, dtype: ScalarType.Float64));
+        Assert.Contains("model.safetensors: does not fit the model:\n  missing keys: multi_modal_projector.linear_2.weight", error.Message);
         Assert.DoesNotContain("mm_projector", error.Message);
 
-        var projectorOnly = Assert.Throws<InvalidDataException>(() =>
+        var projectorOnly = Assert.Throws<InvalidFileException>(() =>
             HuggingFaceModels.LoadLlavaProjector(new VisionConnector(Vision, 24, null, dtype: ScalarType.Float64), temp.Path));
         Assert.Contains("missing keys: multi_modal_projector.linear_2.weight", projectorOnly.Message);
         Assert.DoesNotContain("mm_projector", projectorOnly.Message);
@@ -209,8 +209,8 @@ public class LlavaHfLayoutTests
         tensors.Add(new("model.image_newline", zeros(24, dtype: ScalarType.Float64)));
         WriteHf(temp.Path, tensors);
 
-        var error = Assert.Throws<InvalidDataException>(() => HuggingFaceModels.LoadLlava(temp.Path, dtype: ScalarType.Float64));
-        Assert.Contains("model.safetensors does not fit the model", error.Message);
+        var error = Assert.Throws<InvalidFileException>(() => HuggingFaceModels.LoadLlava(temp.Path, dtype: ScalarType.Float64));
+        Assert.Contains("model.safetensors: does not fit the model", error.Message);
         Assert.Contains("shape mismatches: model.multi_modal_projector.linear_1.weight is [24, 8] in the file, [24, 16] in the model", error.Message);
         Assert.Contains("unexpected keys: model.image_newline", error.Message);
     }
@@ -221,22 +221,22 @@ public class LlavaHfLayoutTests
         using var scope = NewDisposeScope();
         using var temp = new TempFolder();
         WriteHf(temp.Path, HfTensors(Source(), nested: true), config: HfConfig(strategy: "full"));
-        var full = Assert.Throws<InvalidDataException>(() => HuggingFaceModels.LoadLlava(temp.Path));
+        var full = Assert.Throws<InvalidFileException>(() => HuggingFaceModels.LoadLlava(temp.Path));
         Assert.Contains("config.json: field 'vision_feature_select_strategy' is \"full\"; only \"default\"", full.Message);
 
         File.WriteAllText(Path.Combine(temp.Path, "config.json"), HfConfig().Replace("\"vision_feature_layer\": -2", "\"vision_feature_layer\": -1"));
-        Assert.Contains("field 'vision_feature_layer' is -1; only -2", Assert.Throws<InvalidDataException>(() => HuggingFaceModels.LoadLlava(temp.Path)).Message);
+        Assert.Contains("field 'vision_feature_layer' is -1; only -2", Assert.Throws<InvalidFileException>(() => HuggingFaceModels.LoadLlava(temp.Path)).Message);
 
         File.WriteAllText(Path.Combine(temp.Path, "config.json"), HfConfig().Replace("\"projector_hidden_act\": \"gelu\"", "\"projector_hidden_act\": \"relu\""));
-        Assert.Contains("field 'projector_hidden_act' is \"relu\"", Assert.Throws<InvalidDataException>(() => HuggingFaceModels.LoadLlava(temp.Path)).Message);
+        Assert.Contains("field 'projector_hidden_act' is \"relu\"", Assert.Throws<InvalidFileException>(() => HuggingFaceModels.LoadLlava(temp.Path)).Message);
 
         File.WriteAllText(Path.Combine(temp.Path, "config.json"), HfConfig().Replace("\"model_type\": \"llama\"", "\"model_type\": \"mistral\""));
-        Assert.Contains("field 'text_config.model_type' is \"mistral\"", Assert.Throws<InvalidDataException>(() => HuggingFaceModels.LoadLlava(temp.Path)).Message);
+        Assert.Contains("field 'text_config.model_type' is \"mistral\"", Assert.Throws<InvalidFileException>(() => HuggingFaceModels.LoadLlava(temp.Path)).Message);
 
         File.WriteAllText(Path.Combine(temp.Path, "config.json"), HfConfig().Replace("\"hidden_size\": 24", "\"hidden_size\": \"wide\""));
-        Assert.Contains("field 'text_config.hidden_size' is \"wide\"", Assert.Throws<InvalidDataException>(() => HuggingFaceModels.LoadLlava(temp.Path)).Message);
+        Assert.Contains("field 'text_config.hidden_size' is \"wide\"", Assert.Throws<InvalidFileException>(() => HuggingFaceModels.LoadLlava(temp.Path)).Message);
 
         File.WriteAllText(Path.Combine(temp.Path, "config.json"), """{ "architectures": ["LlamaForCausalLM"], "model_type": "llama" }""");
-        Assert.Contains("is not a LLaVA model", Assert.Throws<InvalidDataException>(() => HuggingFaceModels.LoadLlava(temp.Path)).Message);
+        Assert.Contains("is not a LLaVA model", Assert.Throws<InvalidFileException>(() => HuggingFaceModels.LoadLlava(temp.Path)).Message);
     }
 }

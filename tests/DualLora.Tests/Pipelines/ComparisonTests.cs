@@ -1,3 +1,4 @@
+using DualLora.IO;
 using DualLora.Adapters;
 using DualLora.Data;
 using DualLora.Pipelines;
@@ -81,7 +82,7 @@ public sealed class ComparisonTests : IDisposable
         Assert.All(records, r => Assert.Equal(r.Value, File.GetLastWriteTimeUtc(r.Key)));
 
         // Another plan in the same report folder is refused, with the difference named.
-        var error = Assert.Throws<InvalidDataException>(() => new Comparison(Tiny with { Stage2Steps = 4 }, stopped).Run());
+        var error = Assert.Throws<InvalidFileException>(() => new Comparison(Tiny with { Stage2Steps = 4 }, stopped).Run());
         Assert.Contains("stage2_steps: 3 here, 4 there", error.Message);
     }
 
@@ -163,7 +164,7 @@ public sealed class ComparisonTests : IDisposable
         Assert.Contains("must hold lora", Assert.Throws<ArgumentException>(() => (Tiny with { Methods = ["dual_lora"] }).Validate()).Message);
         Assert.Contains("selection rank is 8, not one of the budget ranks [2]", Assert.Throws<ArgumentException>(() => (Tiny with { SelectionRank = 8 }).Validate()).Message);
         File.WriteAllText(file, ComparisonPlan.Full.ToJson().ToJsonString().Replace("\"seeds\":[0,1,2]", "\"seeds\":[0,-1]"));
-        var error = Assert.Throws<InvalidDataException>(() => ComparisonPlan.Read(file));
+        var error = Assert.Throws<InvalidFileException>(() => ComparisonPlan.Read(file));
         Assert.Contains(file, error.Message);
         Assert.Contains("seeds[1]", error.Message);
     }

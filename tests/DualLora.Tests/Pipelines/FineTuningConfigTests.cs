@@ -1,3 +1,4 @@
+using DualLora.IO;
 using System.Text.Json.Nodes;
 using DualLora.Adapters;
 using DualLora.Pipelines;
@@ -155,7 +156,7 @@ public sealed class FineTuningConfigTests : IDisposable
     public void A_bad_field_is_refused_naming_the_file_and_the_field(string field, string expected)
     {
         string file = Write(Minimal.Replace("\"output\"", field + ", \"output\""));
-        var error = Assert.Throws<InvalidDataException>(() => FineTuningConfig.Read(file));
+        var error = Assert.Throws<InvalidFileException>(() => FineTuningConfig.Read(file));
         Assert.StartsWith(file + ": ", error.Message);
         Assert.Contains(expected, error.Message);
     }
@@ -171,7 +172,7 @@ public sealed class FineTuningConfigTests : IDisposable
     public void A_missing_field_or_a_broken_file_is_refused_naming_the_file(string json, string expected)
     {
         string file = Write(json);
-        var error = Assert.Throws<InvalidDataException>(() => FineTuningConfig.Read(file));
+        var error = Assert.Throws<InvalidFileException>(() => FineTuningConfig.Read(file));
         Assert.StartsWith(file + ": ", error.Message);
         Assert.Contains(expected, error.Message);
     }

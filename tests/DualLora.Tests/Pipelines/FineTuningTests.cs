@@ -143,7 +143,7 @@ public sealed class FineTuningTests : IDisposable
         string config = _run.Config();
         Directory.CreateDirectory(_run.Out());
         File.WriteAllText(Path.Combine(_run.Out(), "notes.txt"), "mine");
-        var error = Assert.Throws<InvalidDataException>(() => FineTuning.CheckOutput(FineTuningConfig.Read(config), resume: false));
+        var error = Assert.Throws<InvalidFileException>(() => FineTuning.CheckOutput(FineTuningConfig.Read(config), resume: false));
         Assert.Equal($"{config}: field 'output': {_run.Out()} is not empty; resume that run (train --resume) or choose another output folder.", error.Message);
         FineTuning.CheckOutput(FineTuningConfig.Read(config), resume: true);
     }
@@ -192,7 +192,7 @@ public sealed class FineTuningTests : IDisposable
             case "deep vce": change = c => c["vce"] = new JsonObject { ["levels"] = new JsonArray(-2, -9) }; break;   // 3 layers: 4 hidden states
         }
         string config = _run.Config(change);
-        var error = Assert.Throws<InvalidDataException>(() => FineTuning.Prepare(FineTuningConfig.Read(config)).Dispose());
+        var error = Assert.Throws<InvalidFileException>(() => FineTuning.Prepare(FineTuningConfig.Read(config)).Dispose());
         Assert.True(error.Message.StartsWith($"{config}: {expected}", StringComparison.Ordinal), error.Message);
         Assert.False(Directory.Exists(_run.Out()), "nothing is written before the input is checked");
     }

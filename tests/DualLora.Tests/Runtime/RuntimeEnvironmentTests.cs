@@ -1,3 +1,4 @@
+using DualLora.IO;
 using DualLora.Runtime;
 
 namespace DualLora.Tests.Runtime;
@@ -70,7 +71,7 @@ public class RuntimeEnvironmentTests
         using var temp = new TempFolder();
         Assert.Contains(find, Valid);
         string path = Write(temp, Valid.Replace(find, replace));
-        var error = Assert.Throws<InvalidDataException>(() => RuntimeEnvironment.Load(path));
+        var error = Assert.Throws<InvalidFileException>(() => RuntimeEnvironment.Load(path));
         Assert.Contains(path, error.Message);
         Assert.Contains(expected1, error.Message);
         Assert.Contains(expected2, error.Message);
