@@ -1,5 +1,5 @@
-using DualLora.IO;
 using DualLora.Cli.Notebooks;
+using DualLora.IO;
 using DualLora.Runtime;
 
 namespace DualLora.Cli;
@@ -15,13 +15,15 @@ public static class Commands
 
     static readonly CommandHelp[] Help =
     [
-        new("walkthrough", "[--profile smoke|full] [--in-place] [--out DIR]", """
+        new("walkthrough", "[--profile smoke|full] [--in-place] [--out DIR] [--cell-timeout SECONDS]", """
             Execute every notebook under notebooks/ in order in the .NET Interactive C# kernel; write the executed
             notebooks to DIR/notebooks (or back into notebooks/ with --in-place) and the documentation site to
             DIR/site (DIR defaults to out/); print a summary. The profile defaults to environment.json's.
             """),
-        new("notebooks run", "FILE.ipynb... [--output DIR] [--profile smoke|full]", """
-            Execute the given notebooks in the .NET Interactive C# kernel; write each in place (or into --output).
+        new("notebooks run", "FILE.ipynb... [--output DIR] [--profile smoke|full] [--cell-timeout SECONDS]", """
+            Execute the given notebooks in the .NET Interactive C# kernel, each in a process of its own; write each in
+            place (or into --output). A cell still running after --cell-timeout seconds (default 1800) stops the run
+            with the cell named; so does a cell that ends the kernel's process.
             """),
         new("env", "", "Print the runtime environment read from environment.json."),
         new("data tokenizer", "--corpus FILE.txt --out DIR [--min-count N]", "Build the small model's SentencePiece tokenizer (DIR/tokenizer.model) from a text file, one text a line:\nevery word seen at least N times (default 1) is one token, other text falls back to characters or bytes."),
@@ -125,8 +127,9 @@ public static class Commands
             }
             return args switch
             {
-                ["walkthrough", .. var rest] => Walkthrough(Options.Parse(rest, ["--profile", "--out"], ["--in-place"]), output),
-                ["notebooks", "run", .. var rest] => RunNotebooks(Options.Parse(rest, ["--output", "--profile"], []), output),
+                ["walkthrough", .. var rest] => Walkthrough(Options.Parse(rest, ["--profile", "--out", "--cell-timeout"], ["--in-place"]), output),
+                ["notebooks", "run", .. var rest] => RunNotebooks(Options.Parse(rest, ["--output", "--profile", "--cell-timeout"], []), output),
+                ["notebooks", "worker", var notebook, var executed, var token] => NotebookWorker.Run(notebook, executed, token),
                 ["env"] => Environment(output),
                 ["data", "tokenizer", .. var rest] => TokenizerCommand.Run(Options.Parse(rest, ["--corpus", "--out", "--min-count"], []), output),
                 ["bench", "adapter-peak", var setting, var method, var tokens] => PrintPeak(setting, method, tokens, output),
@@ -152,7 +155,7 @@ public static class Commands
             error.WriteLine($"error: {e.Message}");
             return 2;
         }
-        catch (NotebookCellException e)
+        catch (NotebookRunException e)
         {
             error.WriteLine($"error: {e.Message}");
             return 1;
@@ -211,7 +214,7 @@ public static class Commands
     static int RunNotebooks(Options options, TextWriter output)
     {
         if (options.Positional.Count == 0) throw new UsageException("notebooks run needs at least one .ipynb file.");
-        var runner = new NotebookRunner(output);
+        var runner = Runner(options, output);
         var profile = ParseProfile(options);
         var runs = options.Positional.Select(path => runner.Run(path, options.Value("--output"), profile)).ToList();
         PrintSummary(runs, output);
@@ -229,7 +232,7 @@ public static class Commands
         var profile = ParseProfile(options) ?? environment.Profile;
         output.WriteLine($"walkthrough: {files.Count} notebooks, profile {profile.ToString().ToLowerInvariant()}");
 
-        var runner = new NotebookRunner(output);
+        var runner = Runner(options, output);
         string? notebookOutput = options.Flag("--in-place") ? null : Path.Combine(outFolder, "notebooks");
         var runs = files.Select(f => runner.Run(f, notebookOutput, profile)).ToList();
         string site = Path.Combine(outFolder, "site");
@@ -239,6 +242,9 @@ public static class Commands
         output.WriteLine($"documentation site: {Path.Combine(site, "index.html")}");
         return 0;
     }
+
+    static NotebookRunner Runner(Options options, TextWriter output) =>
+        new(output, TimeSpan.FromSeconds(options.Integer("--cell-timeout", (int)NotebookRunner.DefaultCellTimeout.TotalSeconds)));
 
     static void PrintSummary(IReadOnlyList<NotebookRun> runs, TextWriter output)
     {

@@ -239,10 +239,8 @@ static class PeakMemory
     /// <summary>Runs <c>bench adapter-peak</c> in a child process, so no other method's allocations are counted.</summary>
     public static long? OfChildStep(int setting, int method, int tokens)
     {
-        string process = Environment.ProcessPath!;
-        var start = new ProcessStartInfo(process) { RedirectStandardOutput = true, RedirectStandardError = true };
-        if (Path.GetFileNameWithoutExtension(process) == "dotnet") start.ArgumentList.Add(typeof(PeakMemory).Assembly.Location);
-        foreach (string argument in new[] { "bench", "adapter-peak", $"{setting}", $"{method}", $"{tokens}" }) start.ArgumentList.Add(argument);
+        var start = CliProcess.StartInfo("bench", "adapter-peak", $"{setting}", $"{method}", $"{tokens}");
+        start.RedirectStandardOutput = start.RedirectStandardError = true;
         using var child = Process.Start(start)!;
         string output = child.StandardOutput.ReadToEnd();
         child.WaitForExit();

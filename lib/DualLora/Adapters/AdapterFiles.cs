@@ -41,17 +41,26 @@ public static class AdapterFiles
         if (expected != null && expected.GetType() != config.GetType())
             throw new InvalidFileException(configPath, $"peft_type is {config.PeftType}, but a {expected.PeftType} adapter was asked for.");
         using var file = SafetensorsCheckpoint.Open(weightsPath);
-        CheckAgainstWeights(model, config, configPath, file);
+        config = config.WithTargetsFor(model);
+        List<(string Path, AdaptableLinear Layer)> targets;
+        try
+        {
+            targets = AdapterInjection.FindTargets(model, config);
+        }
+        catch (ArgumentException e)
+        {
+            throw new InvalidFileException(configPath, e.Message, e);   // targets this model does not have
+        }
+        CheckAgainstWeights(config, targets, configPath, file);
 
         AdapterHandle handle;
         try
         {
-            handle = AdapterInjection.Inject(model, config);
+            handle = AdapterInjection.Inject(model, config, targets);
         }
         catch (ArgumentException e)
         {
-            // Targets or modules to save that this model does not have: the config names them.
-            throw new InvalidFileException(configPath, e.Message, e);
+            throw new InvalidFileException(configPath, e.Message, e);   // modules to save that this model does not have
         }
         try
         {
@@ -66,25 +75,16 @@ public static class AdapterFiles
     }
 
     /// <summary>
-    /// Before anything is allocated: the layers the config targets exist in this model, and the adapter the config
-    /// describes on them has at most twice the parameters the weights file holds, so a huge rank is refused without
-    /// building it and what is built stays within twice the file; the strict load then names every key that does not fit.
+    /// Before anything is allocated: the adapter the config describes on its target layers has at most twice the
+    /// parameters the weights file holds, so a huge rank is refused without building it and what is built stays within
+    /// twice the file; the strict load then names every key that does not fit.
     /// </summary>
-    static void CheckAgainstWeights(nn.Module model, AdapterConfig config, string configPath, SafetensorsCheckpoint file)
+    static void CheckAgainstWeights(AdapterConfig config, List<(string Path, AdaptableLinear Layer)> targets, string configPath, SafetensorsCheckpoint file)
     {
-        IReadOnlyList<(string Path, long In, long Out)> layers;
-        try
-        {
-            layers = ParameterBudget.TargetShapes(model, config);
-        }
-        catch (ArgumentException e)
-        {
-            throw new InvalidFileException(configPath, e.Message, e);
-        }
-        long implied = ParameterBudget.Count(config, layers);
+        long implied = ParameterBudget.Count(config, targets.Select(t => (t.Path, t.Layer.InFeatures, t.Layer.OutFeatures)));
         long held = file.Names.Where(n => n.Contains(".lora_", StringComparison.Ordinal)).Sum(n => file.Entry(n).ElementCount);
         if (implied > 2 * held)
-            throw new InvalidFileException(configPath, $"the {config.PeftType} adapter it describes has {implied:N0} parameters on its {layers.Count} layers, " +
+            throw new InvalidFileException(configPath, $"the {config.PeftType} adapter it describes has {implied:N0} parameters on its {targets.Count} layers, " +
                 $"more than twice the {held:N0} that {WeightsFile} holds: the config and the weights do not belong together (nothing was allocated).");
     }
 

@@ -14,7 +14,12 @@ public static class AdapterInjection
     {
         config = config.WithTargetsFor(model);
         config.Validate();
-        var targets = FindTargets(model, config);
+        return Inject(model, config, FindTargets(model, config));
+    }
+
+    /// <summary>Injection into targets already found by <see cref="FindTargets"/> for this (resolved and validated) config.</summary>
+    internal static AdapterHandle Inject(nn.Module model, AdapterConfig config, List<(string Path, AdaptableLinear Layer)> targets)
+    {
         var trainable = FindModulesToSave(model, config);
 
         // Remember every parameter's requires_grad, so removing the adapters restores the model exactly.

@@ -1,3 +1,4 @@
+using DualLora.IO;
 using DualLora.Runtime;
 using TorchSharp;
 
@@ -77,16 +78,16 @@ public sealed class FashionMnist : IDisposable
         try
         {
             if (images.shape[1] != ImageSize || images.shape[2] != ImageSize)
-                throw new InvalidDataException(
-                    $"{imagesFile}: images of {images.shape[1]}x{images.shape[2]} pixels; Fashion-MNIST's are {ImageSize}x{ImageSize}.");
+                throw new InvalidFileException(imagesFile,
+                    $"images of {images.shape[1]}x{images.shape[2]} pixels; Fashion-MNIST's are {ImageSize}x{ImageSize}.");
             using var rawLabels = IdxFile.ReadBytes(labelsFile, LabelsMagic);
             if (rawLabels.shape[0] != images.shape[0])
-                throw new InvalidDataException(
-                    $"{labelsFile}: {rawLabels.shape[0]} labels, but {imagesFile} holds {images.shape[0]} images; the two files must agree.");
+                throw new InvalidFileException(labelsFile,
+                    $"{rawLabels.shape[0]} labels, but {imagesFile} holds {images.shape[0]} images; the two files must agree.");
             int outOfRange = rawLabels.bytes.IndexOfAnyInRange((byte)ClassNames.Count, byte.MaxValue);
             if (outOfRange >= 0)
-                throw new InvalidDataException(
-                    $"{labelsFile}: label {rawLabels.bytes[outOfRange]} at index {outOfRange}; Fashion-MNIST's labels are 0 to {ClassNames.Count - 1}.");
+                throw new InvalidFileException(labelsFile,
+                    $"label {rawLabels.bytes[outOfRange]} at index {outOfRange}; Fashion-MNIST's labels are 0 to {ClassNames.Count - 1}.");
             return new FashionMnist(split, images, rawLabels.to_type(torch.ScalarType.Int64), imagesFile, labelsFile);
         }
         catch

@@ -44,12 +44,12 @@ public static class IdxFile
                 long expected = tensor.NumberOfElements, read = 0;
                 TensorBytes.ForEachBlock(tensor, (block, _) => read += ReadFully(stream, block));
                 if (read < expected)
-                    throw new InvalidDataException(
-                        $"{file}: truncated{form}: the header announces {Describe(shape)} = {expected} bytes of data, but only {read} follow it.");
+                    throw new InvalidFileException(file,
+                        $"truncated{form}: the header announces {Describe(shape)} = {expected} bytes of data, but only {read} follow it.");
                 long extra = CountRemaining(stream);
                 if (extra > 0)
-                    throw new InvalidDataException(
-                        $"{file}: {extra} bytes{form} after the {expected} bytes of data the header announces ({Describe(shape)}); a wrong header or not an idx file.");
+                    throw new InvalidFileException(file,
+                        $"{extra} bytes{form} after the {expected} bytes of data the header announces ({Describe(shape)}); a wrong header or not an idx file.");
                 return tensor;
             }
             catch
@@ -58,10 +58,10 @@ public static class IdxFile
                 throw;
             }
         }
-        catch (InvalidDataException e) when (compressed && !e.Message.StartsWith(file, StringComparison.Ordinal))
+        catch (InvalidDataException e) when (compressed)
         {
             // GZipStream's own fault (a corrupt deflate stream) does not say which file it was reading.
-            throw new InvalidDataException($"{file}: the gzip stream is corrupt ({e.Message}).", e);
+            throw new InvalidFileException(file, $"the gzip stream is corrupt ({e.Message}).", e);
         }
     }
 
@@ -80,17 +80,17 @@ public static class IdxFile
         Span<byte> header = stackalloc byte[headerBytes];
         int read = ReadFully(stream, header);
         if (read >= 4 && BinaryPrimitives.ReadUInt32BigEndian(header) is var magic && magic != expectedMagic)
-            throw new InvalidDataException(
-                $"{file}: magic number 0x{magic:x8}{form}, expected 0x{expectedMagic:x8} (idx, unsigned bytes, {dimensionCount} dimension{(dimensionCount == 1 ? "" : "s")}).");
+            throw new InvalidFileException(file,
+                $"magic number 0x{magic:x8}{form}, expected 0x{expectedMagic:x8} (idx, unsigned bytes, {dimensionCount} dimension{(dimensionCount == 1 ? "" : "s")}).");
         if (read < headerBytes)
-            throw new InvalidDataException($"{file}: truncated header{form}: {read} bytes, an idx header with {dimensionCount} dimensions needs {headerBytes}.");
+            throw new InvalidFileException(file, $"truncated header{form}: {read} bytes, an idx header with {dimensionCount} dimensions needs {headerBytes}.");
 
         var shape = new long[dimensionCount];
         for (int d = 0; d < dimensionCount; d++)
         {
             int size = BinaryPrimitives.ReadInt32BigEndian(header[(4 + 4 * d)..]);
             if (size < 0)
-                throw new InvalidDataException($"{file}: dimension {d} of the header is {size}; sizes cannot be negative.");
+                throw new InvalidFileException(file, $"dimension {d} of the header is {size}; sizes cannot be negative.");
             shape[d] = size;
         }
         return shape;
@@ -108,9 +108,9 @@ public static class IdxFile
         foreach (long size in shape) announced *= size;
         long available = compressed ? fileLength * DeflateMaxRatio : fileLength - headerBytes;
         if (announced <= available) return;
-        throw new InvalidDataException(compressed
-            ? $"{file}: the header announces {Describe(shape)} = {announced} bytes of data, more than a gzip file of {fileLength} bytes can hold (truncated, or a wrong header)."
-            : $"{file}: truncated: the header announces {Describe(shape)} = {announced} bytes of data, but only {available} follow it.");
+        throw new InvalidFileException(file, compressed
+            ? $"the header announces {Describe(shape)} = {announced} bytes of data, more than a gzip file of {fileLength} bytes can hold (truncated, or a wrong header)."
+            : $"truncated: the header announces {Describe(shape)} = {announced} bytes of data, but only {available} follow it.");
     }
 
     static int ReadFully(Stream stream, Span<byte> buffer)

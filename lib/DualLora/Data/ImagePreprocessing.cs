@@ -1,3 +1,4 @@
+using DualLora.IO;
 using DualLora.Vision;
 using SkiaSharp;
 using static TorchSharp.torch;
@@ -41,19 +42,25 @@ public sealed record ImagePreprocessing(int ImageSize, int Channels, IReadOnlyLi
         _ => throw new ArgumentException($"num_channels: {vision.NumChannels} has no image preprocessing; use 3 (RGB, CLIP) or 1 (grey)."),
     };
 
+    /// <summary>The largest image decoded: 8192 x 8192 pixels (256 MB as RGBA), 600 times CLIP-L/336's input.</summary>
+    public const long MaxPixels = 1L << 26;
+
     /// <summary>Decodes <paramref name="path"/> and preprocesses it; errors name the file.</summary>
     public Tensor Load(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: image file not found.", path);
         using var codec = SKCodec.Create(path, out var result)
-            ?? throw new InvalidDataException($"{path}: not a decodable image ({result}).");
+            ?? throw new InvalidFileException(path, $"not a decodable image ({result}).");
+        // A header may claim any size: refuse one far above any vision tower's input before its pixels are allocated.
+        if ((long)codec.Info.Width * codec.Info.Height > MaxPixels)
+            throw new InvalidFileException(path, $"an image of {codec.Info.Width} x {codec.Info.Height} pixels, more than the {MaxPixels:N0} this reader decodes (a damaged header?).");
         // Unpremultiplied RGBA keeps the colour of transparent pixels as PIL's convert("RGB") does.
         var info = new SKImageInfo(codec.Info.Width, codec.Info.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
         using var bitmap = new SKBitmap(info);
         // SKBitmap.Decode accepts a truncated file with its missing rows blank; PIL refuses it, and so do we.
         var decoded = codec.GetPixels(info, bitmap.GetPixels());
         if (decoded != SKCodecResult.Success)
-            throw new InvalidDataException($"{path}: the image data is corrupt or truncated ({decoded}).");
+            throw new InvalidFileException(path, $"the image data is corrupt or truncated ({decoded}).");
         return Preprocess(bitmap);
     }
 

@@ -115,9 +115,10 @@ public sealed class InstructionCollator
     /// <summary>
     /// Collates <paramref name="samples"/> with <paramref name="images"/>, one per sample: its preprocessed
     /// (channels, size, size) image, or null for a text-only sample. A sample whose answers truncation cuts
-    /// away entirely is an <see cref="InstructionSampleException"/> naming it.
+    /// away entirely is an error naming it: an <see cref="InstructionSampleException"/> naming <paramref name="dataFile"/>
+    /// too when the samples come from that file, else an <see cref="ArgumentException"/>.
     /// </summary>
-    public InstructionBatch Collate(IReadOnlyList<InstructionSample> samples, IReadOnlyList<Tensor?> images)
+    public InstructionBatch Collate(IReadOnlyList<InstructionSample> samples, IReadOnlyList<Tensor?> images, string? dataFile = null)
     {
         if (samples.Count == 0) throw new ArgumentException("no samples to collate.", nameof(samples));
         if (images.Count != samples.Count) throw new ArgumentException($"{samples.Count} samples but {images.Count} images.", nameof(images));
@@ -133,8 +134,11 @@ public sealed class InstructionCollator
                 ids = ids[..MaxLength];
                 labels = labels[..MaxLength];
                 if (labels.All(label => label == LlavaConfig.IgnoreIndex))
-                    throw new InstructionSampleException(SampleFault.NoAnswerWithinMaxLength, sample.Id,
-                        $"sample \"{sample.Id}\": its first answer token comes after the maximum length of {MaxLength} ids, so truncation leaves nothing to learn.");
+                {
+                    string fault = $"its first answer token comes after the maximum length of {MaxLength} ids, so truncation leaves nothing to learn.";
+                    throw dataFile is null ? new ArgumentException($"sample \"{sample.Id}\": {fault}", nameof(samples))
+                        : new InstructionSampleException(SampleFault.NoAnswerWithinMaxLength, dataFile, sample.Id, fault);
+                }
             }
             sequences.Add((ids, labels));
         }
@@ -168,7 +172,7 @@ public sealed class InstructionCollator
     {
         using var scope = NewDisposeScope();
         var images = samples.Select(sample => sample.HasImage ? data.Image(sample, Preprocessing) : null).ToList();
-        var collated = Collate(samples, images);
+        var collated = Collate(samples, images, data.File);
         collated.Batch.InputIds.MoveToOuterDisposeScope();
         collated.Batch.AttentionMask.MoveToOuterDisposeScope();
         collated.Batch.Pixels.MoveToOuterDisposeScope();

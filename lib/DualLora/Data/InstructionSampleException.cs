@@ -1,3 +1,5 @@
+using DualLora.IO;
+
 namespace DualLora.Data;
 
 /// <summary>Why a sample of an instruction-data file is refused; skip mode counts samples by it.</summary>
@@ -23,12 +25,12 @@ public enum SampleFault
 }
 
 /// <summary>
-/// A refused sample: the message names the sample id, and the file and field when the fault is in the file. An <see cref="IOException"/>
-/// (the nearest base: <see cref="InvalidDataException"/>, used for whole-file faults, is sealed).
+/// A refused sample of an instruction-data file: the message is <c>{file}: sample "{id}": {fault}</c>, the fault
+/// naming the field where one is at fault; <see cref="Reason"/> says which kind of fault it is.
 /// </summary>
-public sealed class InstructionSampleException(SampleFault fault, string sampleId, string message, Exception? inner = null)
-    : IOException(message, inner)
+public sealed class InstructionSampleException(SampleFault reason, string file, string sampleId, string fault, Exception? inner = null)
+    : InvalidFileException(file, $"sample \"{sampleId}\": {fault}", inner)
 {
-    public SampleFault Fault { get; } = fault;
+    public SampleFault Reason { get; } = reason;
     public string SampleId { get; } = sampleId;
 }

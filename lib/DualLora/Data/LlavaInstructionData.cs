@@ -72,10 +72,10 @@ public sealed class LlavaInstructionData
         {
             return preprocessing.Load(sample.ImagePath);
         }
-        catch (Exception e) when (e is FileNotFoundException or InvalidDataException)
+        catch (Exception e) when (e is FileNotFoundException or InvalidFileException)
         {
             var fault = e is FileNotFoundException ? SampleFault.MissingImageFile : SampleFault.UndecodableImage;
-            throw new InstructionSampleException(fault, sample.Id, $"{File}: sample \"{sample.Id}\": field 'image': {e.Message}", e);
+            throw new InstructionSampleException(fault, File, sample.Id, $"field 'image': {e.Message}", e);
         }
     }
 
@@ -104,11 +104,10 @@ public sealed class LlavaInstructionData
                 field => field.Value?.GetValueKind() == JsonValueKind.String ? field.Value.GetValue<string>() : field.Value?.ToJsonString() ?? "null");
             return new InstructionSample(id, imagePath, turns, extra);
         }
-        catch (InvalidFileException e)
+        catch (InvalidFileException e) when (e is not InstructionSampleException)
         {
-            // The JSON helper's message is "file: field ...": put the sample's id after the file.
-            var detail = e.Message.StartsWith($"{sample.File}: ", StringComparison.Ordinal) ? e.Message[(sample.File.Length + 2)..] : e.Message;
-            throw new InstructionSampleException(SampleFault.MalformedField, id, $"{sample.File}: sample \"{id}\": {detail}", e);
+            // The JSON helper's fault ("field ... is ..."), with the sample's id put after the file.
+            throw new InstructionSampleException(SampleFault.MalformedField, sample.File, id, e.Fault, e);
         }
     }
 
@@ -144,7 +143,7 @@ public sealed class LlavaInstructionData
     }
 
     static InstructionSampleException Refused(SampleFault reason, JsonObjectReader at, string id, string field, string fault) =>
-        new(reason, id, $"{at.File}: sample \"{id}\": field '{at.FieldPath(field)}' {fault}");
+        new(reason, at.File, id, $"field '{at.FieldPath(field)}' {fault}");
 
     static string Name(TurnRole role) => role == TurnRole.Human ? "human" : "gpt";
 

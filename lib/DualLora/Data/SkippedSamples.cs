@@ -21,8 +21,8 @@ public sealed class SkippedSamples
 
     internal void Add(InstructionSampleException refused)
     {
-        counts[refused.Fault] = counts.GetValueOrDefault(refused.Fault) + 1;
-        if (!examples.TryGetValue(refused.Fault, out var list)) examples[refused.Fault] = list = [];
+        counts[refused.Reason] = counts.GetValueOrDefault(refused.Reason) + 1;
+        if (!examples.TryGetValue(refused.Reason, out var list)) examples[refused.Reason] = list = [];
         if (list.Count < ExamplesPerFault) list.Add(refused);
     }
 

@@ -116,6 +116,9 @@ public sealed class JsonObjectReader
         Find(name, JsonValueKind.Object) is { } node ? new JsonObjectReader(File, FieldPath(name), node.AsObject()) : null;
 
     /// <summary>An array of objects; element <c>i</c> is read with the path <c>name[i]</c>.</summary>
+    /// <summary>This object as JSON, detached from the file's tree (to keep it whole, as a config saved with a checkpoint).</summary>
+    public JsonObject Copy() => json.DeepClone().AsObject();
+
     public IReadOnlyList<JsonObjectReader> Objects(string name) => Elements(File, FieldPath(name), Get(name, JsonValueKind.Array).AsArray());
 
     /// <summary>The fields not asked for so far, in file order: the extra fields a format keeps (a "task" field of a sample, say).</summary>

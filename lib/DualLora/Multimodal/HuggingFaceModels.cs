@@ -65,7 +65,7 @@ public static class HuggingFaceModels
         CheckSize(Path.Combine(Path.GetFullPath(folder), ConfigFile), checkpoint, config.ParameterCount(), config);
         var model = new LlamaForCausalLM(config, dtype);
         StrictWeights.Load(model, checkpoint, key => key,
-            ignorable: key => key.EndsWith(".rotary_emb.inv_freq", StringComparison.Ordinal),
+            ignorable: IsSavedBuffer,
             optional: key => config.TieWordEmbeddings && key == "lm_head.weight");
         if (config.TieWordEmbeddings) model.lm_head.weight = model.model.embed_tokens.weight!;
         return model;
@@ -118,7 +118,7 @@ public static class HuggingFaceModels
         var model = new ClipVisionModel(ReadClipVisionConfig(folder), dtype);
         using var checkpoint = SafetensorsCheckpoint.Open(folder);
         StrictWeights.Load(model, checkpoint, key => key,
-            ignorable: key => key == "vision_model.embeddings.position_ids" || key.StartsWith("text_model.", StringComparison.Ordinal)
+            ignorable: key => IsSavedBuffer(key) || key.StartsWith("text_model.", StringComparison.Ordinal)
                 || key.StartsWith("visual_projection.", StringComparison.Ordinal) || key.StartsWith("text_projection.", StringComparison.Ordinal)
                 || key == "logit_scale");
         return model;
@@ -265,10 +265,17 @@ public static class HuggingFaceModels
                 && !(skipVisionTower && kv.Key.StartsWith("vision_tower.", StringComparison.Ordinal)))
             .Select(kv => (kv.Key, kv.Value));
         StrictWeights.Load(targets, checkpoint, fileKeyOf,
-            ignorable: key => key.EndsWith(".rotary_emb.inv_freq", StringComparison.Ordinal) || key.EndsWith("vision_model.embeddings.position_ids", StringComparison.Ordinal),
+            ignorable: IsSavedBuffer,
             optional: key => tied && key == "language_model.lm_head.weight");
         if (tied) model.language_model.lm_head.weight = model.language_model.model.embed_tokens.weight!;
     }
+
+    /// <summary>
+    /// Buffers older transformers saved beside the weights (LLaMA's rotary <c>inv_freq</c>, CLIP's <c>position_ids</c>):
+    /// this project computes them, so a checkpoint may carry them unused and they are no parameters.
+    /// </summary>
+    static bool IsSavedBuffer(string key) =>
+        key.EndsWith(".rotary_emb.inv_freq", StringComparison.Ordinal) || key.EndsWith("vision_model.embeddings.position_ids", StringComparison.Ordinal);
 
     // Far above any released model's widths, layer counts and vocabularies; a size above it is a corrupted config.
     const int MaxSize = 1 << 20;
@@ -282,8 +289,7 @@ public static class HuggingFaceModels
     /// </summary>
     static void CheckSize(string configFile, SafetensorsCheckpoint checkpoint, long implied, LlamaConfig text)
     {
-        long held = checkpoint.Names.Where(n => !n.EndsWith(".rotary_emb.inv_freq", StringComparison.Ordinal) && !n.EndsWith("embeddings.position_ids", StringComparison.Ordinal))
-            .Sum(n => checkpoint.Entry(n).ElementCount);
+        long held = checkpoint.Names.Where(n => !IsSavedBuffer(n)).Sum(n => checkpoint.Entry(n).ElementCount);
         long head = text.TieWordEmbeddings ? (long)text.VocabSize * text.HiddenSize : 0;
         if (implied - head > 2 * held)
             throw new InvalidFileException(configFile, $"its sizes make a model of {implied:N0} parameters, more than twice the {held:N0} that {checkpoint.Source} holds: " +
@@ -320,7 +326,7 @@ public static class HuggingFaceModels
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            throw new InvalidDataException($"{path}: not a SentencePiece BPE model this tokenizer can read ({e.Message}).", e);
+            throw new InvalidFileException(path, $"not a SentencePiece BPE model this tokenizer can read ({e.Message}).", e);
         }
     }
 

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using DualLora.Data;
 using DualLora.Evaluation;
+using DualLora.IO;
 using DualLora.Multimodal;
 using DualLora.Training;
 using Microsoft.ML.Tokenizers;
@@ -158,7 +159,7 @@ public static class Pretraining
     {
         var small = LlavaConfig.Small(withVce: false);
         if (model.Config.Vision != small.Vision || model.Config.Language != small.Language)
-            throw new InvalidDataException($"{Path.Combine(Path.GetFullPath(folder), LlavaHfWriter.ConfigFile)}: not the small model's sizes (LlavaConfig.Small); pretraining continues only the small base.");
+            throw new InvalidFileException(Path.Combine(Path.GetFullPath(folder), LlavaHfWriter.ConfigFile), $"not the small model's sizes (LlavaConfig.Small); pretraining continues only the small base.");
         return model;
     }
 

@@ -1,3 +1,4 @@
+using DualLora.IO;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -123,7 +124,7 @@ public sealed class AdamWOptimizer : IDisposable
     {
         var parameters = groups.SelectMany(g => g.Parameters).ToDictionary(p => p.Name, p => p.Parameter, StringComparer.Ordinal);
         var unknown = steps.Keys.Where(k => !parameters.ContainsKey(k)).ToList();
-        if (unknown.Count > 0) throw new InvalidDataException($"{source}: optimizer state for parameters this run does not train: {string.Join(", ", unknown)}.");
+        if (unknown.Count > 0) throw new InvalidFileException(source, $"optimizer state for parameters this run does not train: {string.Join(", ", unknown)}.");
         var loaded = new Dictionary<string, State>(StringComparer.Ordinal);
         try
         {
@@ -134,7 +135,7 @@ public sealed class AdamWOptimizer : IDisposable
                 {
                     using var stored = readTensor(key);
                     if (!stored.shape.SequenceEqual(p.shape))
-                        throw new InvalidDataException($"{source}: '{key}' is [{string.Join(", ", stored.shape)}], its parameter [{string.Join(", ", p.shape)}].");
+                        throw new InvalidFileException(source, $"'{key}' is [{string.Join(", ", stored.shape)}], its parameter [{string.Join(", ", p.shape)}].");
                     return stored.to(p.dtype, p.device, copy: true).DetachFromDisposeScope();
                 }
                 loaded[name] = new State(Read(name + ".exp_avg"), Read(name + ".exp_avg_sq")) { Step = step };

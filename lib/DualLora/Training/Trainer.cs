@@ -89,7 +89,7 @@ public sealed class Trainer<TBatch> : IDisposable
         var saved = TrainingCheckpoint.ReadState(checkpoint);
         var differences = TrainingCheckpoint.Differences(saved, CurrentState());
         if (differences.Count > 0)
-            throw new InvalidDataException($"{checkpoint} does not fit this run:\n  {string.Join("\n  ", differences)}");
+            throw new InvalidFileException(checkpoint, $"does not fit this run:\n  {string.Join("\n  ", differences)}");
 
         using (var weights = SafetensorsCheckpoint.Open(Path.Combine(checkpoint, TrainingCheckpoint.TrainableFile)))
             StrictWeights.Load(trainable.Where(p => !adapterNames.Contains(p.Name)).Select(p => (p.Name, (Tensor)p.Parameter)), weights, key => key);

@@ -77,7 +77,7 @@ public static class TrainingCheckpoint
         var steps = json.Object("optimizer_steps");
         return new State(json.String("stage"), json.Int("step", 0), json.Int("total_steps", 1), json.Long("data_position", 0),
             json.Int("gradient_accumulation", 1), json.Long("seed"), json.String("data"), json.Double("elapsed_seconds"),
-            json.Kind("adapter") == JsonValueKind.Object ? JsonNode.Parse(File.ReadAllText(path))!["adapter"]!.AsObject() : null,
+            json.OptionalObject("adapter")?.Copy(),
             trainable.Names.ToDictionary(n => n, n => (trainable.OptionalIntList(n, 0) ?? throw trainable.FieldError(n, "must be a list of sizes.")).Select(i => (long)i).ToArray(), StringComparer.Ordinal),
             json.Long("model_parameters", 0),
             steps.Names.ToDictionary(n => n, n => steps.Long(n, 1), StringComparer.Ordinal));

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using DualLora.IO;
 
 namespace DualLora.Training;
 
@@ -50,14 +51,14 @@ public static class TrainingMetrics
             if (line.Trim().Length == 0) continue;
             JsonNode? json;
             try { json = JsonNode.Parse(line); }
-            catch (JsonException e) { throw new InvalidDataException($"{file}, line {number}: not valid JSON ({e.Message}).", e); }
+            catch (JsonException e) { throw new InvalidFileException(file, $"line {number}: not valid JSON ({e.Message}).", e); }
             values.Add(parse(json, file, number));
         }
-        if (values.Count == 0) throw new InvalidDataException($"{file}: no steps recorded.");
+        if (values.Count == 0) throw new InvalidFileException(file, "no steps recorded.");
         return values;
     }
 
     static T Number<T>(JsonNode? json, string field, string file, int line) =>
         json?[field] is JsonValue value && value.TryGetValue(out T? number) && number is not null ? number
-            : throw new InvalidDataException($"{file}, line {line}: field '{field}' is missing or not {(typeof(T) == typeof(int) ? "a whole number" : "a number")}.");
+            : throw new InvalidFileException(file, $"line {line}: field '{field}' is missing or not {(typeof(T) == typeof(int) ? "a whole number" : "a number")}.");
 }

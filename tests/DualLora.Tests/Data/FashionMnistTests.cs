@@ -1,5 +1,6 @@
 using System.IO.Compression;
 using DualLora.Data;
+using DualLora.IO;
 using DualLora.Runtime;
 using TorchSharp;
 
@@ -87,7 +88,7 @@ public class FashionMnistTests
         var (_, labels) = WriteSplit(temp, RandomPixels(3, seed: 1), 3, [1, 2, 3], gzip);
         File.Copy(labels, temp.File("train-images-idx3-ubyte" + (gzip ? ".gz" : "")), overwrite: true);   // a labels file where the images should be
 
-        var e = Assert.Throws<InvalidDataException>(() => FashionMnist.Read(temp.Path, FashionMnistSplit.Train));
+        var e = Assert.Throws<InvalidFileException>(() => FashionMnist.Read(temp.Path, FashionMnistSplit.Train));
 
         Assert.Contains(temp.File("train-images-idx3-ubyte"), e.Message);
         Assert.Contains("magic number 0x00000801", e.Message);
@@ -103,7 +104,7 @@ public class FashionMnistTests
         string images = WriteIdx(temp.File("images"), 3, [3], [], gzip);   // magic and one of three dimensions: 8 of 16 header bytes
         string labels = WriteIdx(temp.File("labels"), 1, [3], [1, 2, 3], gzip);
 
-        var e = Assert.Throws<InvalidDataException>(() => FashionMnist.Read(images, labels, FashionMnistSplit.Train));
+        var e = Assert.Throws<InvalidFileException>(() => FashionMnist.Read(images, labels, FashionMnistSplit.Train));
 
         Assert.StartsWith(images + ": truncated header", e.Message);
         Assert.Contains("8 bytes", e.Message);
@@ -118,7 +119,7 @@ public class FashionMnistTests
         byte[] twoAndAHalfImages = RandomPixels(3, seed: 2)[..(Pixels * 5 / 2)];
         var (images, _) = WriteSplit(temp, twoAndAHalfImages, 3, [1, 2, 3], gzip);
 
-        var e = Assert.Throws<InvalidDataException>(() => FashionMnist.Read(temp.Path, FashionMnistSplit.Train));
+        var e = Assert.Throws<InvalidFileException>(() => FashionMnist.Read(temp.Path, FashionMnistSplit.Train));
 
         Assert.StartsWith(images + ": truncated", e.Message);
         Assert.Contains($"3 x 28 x 28 = {3 * Pixels} bytes", e.Message);
@@ -133,7 +134,7 @@ public class FashionMnistTests
         using var temp = new TempFolder();
         var (images, _) = WriteSplit(temp, RandomPixels(1, seed: 9), 2_000_000_000, [1], gzip);
 
-        var e = Assert.Throws<InvalidDataException>(() => FashionMnist.Read(temp.Path, FashionMnistSplit.Train));
+        var e = Assert.Throws<InvalidFileException>(() => FashionMnist.Read(temp.Path, FashionMnistSplit.Train));
 
         Assert.StartsWith(images + ":", e.Message);
         Assert.Contains(fault, e.Message);
@@ -147,7 +148,7 @@ public class FashionMnistTests
         byte[] compressed = File.ReadAllBytes(images);
         File.WriteAllBytes(images, compressed[..(compressed.Length / 2)]);
 
-        var e = Assert.Throws<InvalidDataException>(() => FashionMnist.Read(temp.Path, FashionMnistSplit.Train));
+        var e = Assert.Throws<InvalidFileException>(() => FashionMnist.Read(temp.Path, FashionMnistSplit.Train));
 
         Assert.StartsWith(images + ":", e.Message);
     }
@@ -158,7 +159,7 @@ public class FashionMnistTests
         using var temp = new TempFolder();
         var (images, _) = WriteSplit(temp, RandomPixels(3, seed: 5), 2, [1, 2], gzip: false);   // header says 2 images, 3 follow
 
-        var e = Assert.Throws<InvalidDataException>(() => FashionMnist.Read(temp.Path, FashionMnistSplit.Train));
+        var e = Assert.Throws<InvalidFileException>(() => FashionMnist.Read(temp.Path, FashionMnistSplit.Train));
 
         Assert.StartsWith($"{images}: {Pixels} bytes after the {2 * Pixels} bytes of data", e.Message);
     }
@@ -169,7 +170,7 @@ public class FashionMnistTests
         using var temp = new TempFolder();
         var (images, labels) = WriteSplit(temp, RandomPixels(3, seed: 6), 3, [1, 2]);
 
-        var e = Assert.Throws<InvalidDataException>(() => FashionMnist.Read(temp.Path, FashionMnistSplit.Train));
+        var e = Assert.Throws<InvalidFileException>(() => FashionMnist.Read(temp.Path, FashionMnistSplit.Train));
 
         Assert.Equal($"{labels}: 2 labels, but {images} holds 3 images; the two files must agree.", e.Message);
     }
@@ -180,7 +181,7 @@ public class FashionMnistTests
         using var temp = new TempFolder();
         var (images, _) = WriteSplit(temp, new byte[32 * 32], 1, [0], side: 32);
 
-        var e = Assert.Throws<InvalidDataException>(() => FashionMnist.Read(temp.Path, FashionMnistSplit.Train));
+        var e = Assert.Throws<InvalidFileException>(() => FashionMnist.Read(temp.Path, FashionMnistSplit.Train));
 
         Assert.StartsWith($"{images}: images of 32x32 pixels", e.Message);
     }
@@ -191,7 +192,7 @@ public class FashionMnistTests
         using var temp = new TempFolder();
         var (_, labels) = WriteSplit(temp, RandomPixels(3, seed: 7), 3, [9, 10, 0]);
 
-        var e = Assert.Throws<InvalidDataException>(() => FashionMnist.Read(temp.Path, FashionMnistSplit.Train));
+        var e = Assert.Throws<InvalidFileException>(() => FashionMnist.Read(temp.Path, FashionMnistSplit.Train));
 
         Assert.StartsWith($"{labels}: label 10 at index 1", e.Message);
     }

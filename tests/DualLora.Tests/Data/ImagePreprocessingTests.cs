@@ -1,4 +1,5 @@
 using DualLora.Data;
+using DualLora.IO;
 using DualLora.Multimodal;
 using DualLora.Vision;
 using SkiaSharp;
@@ -163,13 +164,13 @@ public sealed class ImagePreprocessingTests
 
         var corrupt = folder.File("corrupt.png");
         File.WriteAllText(corrupt, "not an image at all");
-        Assert.Contains(corrupt, Assert.Throws<InvalidDataException>(() => preprocessing.Load(corrupt)).Message);
+        Assert.Contains(corrupt, Assert.Throws<InvalidFileException>(() => preprocessing.Load(corrupt)).Message);
 
         var whole = folder.File("whole.png");
         WriteImage(whole, 56, 56, (x, y) => Grey((x * 37 + y * 101) % 256));
         var truncated = folder.File("truncated.png");
         var bytes = File.ReadAllBytes(whole);
         File.WriteAllBytes(truncated, bytes[..(bytes.Length / 2)]);
-        Assert.Contains(truncated, Assert.Throws<InvalidDataException>(() => preprocessing.Load(truncated)).Message);
+        Assert.Contains(truncated, Assert.Throws<InvalidFileException>(() => preprocessing.Load(truncated)).Message);
     }
 }

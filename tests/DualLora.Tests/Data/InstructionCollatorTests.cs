@@ -155,7 +155,7 @@ public sealed class InstructionCollatorTests : IDisposable
         var collator = InstructionCollator.For(_tokenizer, Preprocessing, maxLength: 29);
         var error = Assert.Throws<InstructionSampleException>(() => collator.Collate(_data, _data.Samples));
         Assert.Equal("multi", error.SampleId);
-        Assert.Equal(SampleFault.NoAnswerWithinMaxLength, error.Fault);
+        Assert.Equal(SampleFault.NoAnswerWithinMaxLength, error.Reason);
         Assert.Contains("sample \"multi\"", error.Message);
         Assert.Contains("29", error.Message);
     }

@@ -1,7 +1,7 @@
-using DualLora.IO;
 using System.Diagnostics;
 using System.Text;
 using DualLora.Data;
+using DualLora.IO;
 using SkiaSharp;
 
 namespace DualLora.Tests.Data;
@@ -84,7 +84,7 @@ public sealed class LlavaInstructionDataTests
         Assert.Equal(Path.Combine(images, "b.png"), data.Samples[2].ImagePath);
         // Without the folder the JSON file's own folder is searched, which holds no images.
         var error = Assert.Throws<InstructionSampleException>(() => LlavaInstructionData.Load(file));
-        Assert.Equal(SampleFault.MissingImageFile, error.Fault);
+        Assert.Equal(SampleFault.MissingImageFile, error.Reason);
     }
 
     [Fact]
@@ -103,7 +103,7 @@ public sealed class LlavaInstructionDataTests
         Assert.Equal(51 / 255f, pixels[0, 10, 10].item<float>());
 
         var error = Assert.Throws<InstructionSampleException>(() => data.Image(data.Samples[2], preprocessing));
-        Assert.Equal(SampleFault.UndecodableImage, error.Fault);
+        Assert.Equal(SampleFault.UndecodableImage, error.Reason);
         Assert.Contains(file, error.Message);
         Assert.Contains("sample \"17\"", error.Message);
         Assert.Contains("field 'image'", error.Message);
@@ -162,7 +162,7 @@ public sealed class LlavaInstructionDataTests
 
         var error = Assert.Throws<InstructionSampleException>(() => LlavaInstructionData.Load(file));
 
-        Assert.True(fault == error.Fault, $"{why}: {error.Fault}, expected {fault} ({error.Message})");
+        Assert.True(fault == error.Reason, $"{why}: {error.Reason}, expected {fault} ({error.Message})");
         Assert.Equal(id, error.SampleId);
         Assert.StartsWith($"{file}: sample \"{id}\": field '{field}' ", error.Message);
 
@@ -240,6 +240,6 @@ public sealed class LlavaInstructionDataTests
         // which only quadratic work in the number of samples would cross.
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), $"loading took {clock.Elapsed}");
         var error = Assert.Throws<InstructionSampleException>(() => data.Image(data.Samples[1], ImagePreprocessing.Grey(56)));
-        Assert.Equal(SampleFault.UndecodableImage, error.Fault);
+        Assert.Equal(SampleFault.UndecodableImage, error.Reason);
     }
 }

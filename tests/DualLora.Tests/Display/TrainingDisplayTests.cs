@@ -1,4 +1,5 @@
 using DualLora.Display;
+using DualLora.IO;
 using DualLora.Training;
 using Microsoft.DotNet.Interactive.Formatting;
 
@@ -128,7 +129,7 @@ public class TrainingDisplayTests
         using var temp = new TempFolder();
         string file = temp.File("metrics.jsonl");
         File.WriteAllText(file, content);
-        var error = Assert.Throws<InvalidDataException>(() => TrainingRun.FromMetrics(file));
+        var error = Assert.Throws<InvalidFileException>(() => TrainingRun.FromMetrics(file));
         Assert.Contains(file, error.Message);
         Assert.Contains(expected, error.Message);
     }

@@ -4,11 +4,14 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using DualLora.Adapters;
 using DualLora.Cli.Notebooks;
+using DualLora.Data;
 using DualLora.IO;
 using DualLora.Language;
 using DualLora.Multimodal;
 using DualLora.Tests.Adapters;
+using DualLora.Training;
 using DualLora.Vision;
+using SkiaSharp;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
 
@@ -16,12 +19,14 @@ namespace DualLora.Tests.IO;
 
 /// <summary>
 /// Seeded corruptions of files the library wrote itself: safetensors files, sharded checkpoints, PEFT adapter folders,
-/// llava-hf model folders and notebooks. Every case must end in a successful read of a file that is still valid, or
+/// llava-hf model folders, notebooks, LLaVA instruction data with its images, and training checkpoints. Every case must end in a successful read of a file that is still valid, or
 /// in the library's error for bad files (<see cref="InvalidFileException"/>; for a file that is not there,
 /// <see cref="FileNotFoundException"/>) whose message names the case's folder, within a second and without
 /// allocating what the corrupted file asks for. Whether a mutated file is still valid is known from the mutation,
 /// or, for random bytes, decided by <see cref="ReferenceSafetensors"/>.
 /// </summary>
+// Resuming a checkpoint sets LibTorch's process-wide random state, which other tests of this collection compare bit for bit.
+[Collection(ProcessStateCollection.Name)]
 public class ReaderFuzzTests(ITestOutputHelper output)
 {
     const int Seed = 20261203;
@@ -113,6 +118,9 @@ public class ReaderFuzzTests(ITestOutputHelper output)
             Adapters(random, temp.Path, 200),
             ModelFolders(random, temp.Path, 100),
             Notebooks(random, temp.Path, 150),
+            InstructionData(random, temp.Path, 150),
+            Images(random, temp.Path, 100),
+            Checkpoints(random, temp.Path, 100),
         };
         foreach (var family in families) family.Report();
         var failures = families.SelectMany(f => f.Failures).ToList();
@@ -122,6 +130,8 @@ public class ReaderFuzzTests(ITestOutputHelper output)
         Assert.True(families.Sum(f => f.Cases) >= 1000, $"{families.Sum(f => f.Cases)} cases");
         Assert.True(failures.Count == 0, $"{failures.Count} of {families.Sum(f => f.Cases)} cases failed, e.g.\n{string.Join("\n", failures.Take(20))}");
     }
+
+    static T Pick<T>(Random random, params T[] choices) => choices[random.Next(choices.Length)];
 
     static string CaseFolder(string root, string family, int index)
     {
@@ -202,7 +212,7 @@ public class ReaderFuzzTests(ITestOutputHelper output)
             {
                 var bytes = (byte[])original.Clone();
                 ulong[] lengths = [(ulong)random.Next(0, headerEnd), (ulong)(headerEnd - 8 + 1), 1UL << 40, ulong.MaxValue, 100_000_001];
-                System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(bytes, lengths[random.Next(lengths.Length)]);
+                System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(bytes, Pick(random, lengths));
                 return ("a wrong header length", bytes, null);
             }
             case 7: return ("a tensor twice", Rebuild([.. entries, tensors[random.Next(tensors.Count)]]), false);
@@ -258,17 +268,15 @@ public class ReaderFuzzTests(ITestOutputHelper output)
             }
             case 21:
             {
-                string[] bad = ["[0,\"48\"]", "[-48,0]", "[0.5,48]", "[0]", "[0,48,96]", "null", "[0,1]"];
-                string offsets = bad[random.Next(bad.Length)];
+                string offsets = Pick(random, "[0,\"48\"]", "[-48,0]", "[0.5,48]", "[0]", "[0,48,96]", "null", "[0,1]");
                 return ($"data_offsets {offsets}", Rebuild(With(first.Name, Edited(e => e["data_offsets"] = JsonNode.Parse(offsets)))), null);
             }
             case 22: return ("entries in another order", Rebuild(entries.OrderBy(_ => random.Next())), true);
             case 23: return ("spaces after the header", Rebuild(entries, padding: new string(' ', random.Next(1, 9))), true);
             case 24: return ("a header that starts with a space", ReferenceSafetensors.Assemble(" " + header.TrimEnd(), data), false);
             default:
-                string[] links = ["symlink to a blob (the hub cache)", "symlink to a missing blob"];
-                string link = links[random.Next(links.Length)];
-                return (link, original, link == links[0]);
+                string link = Pick(random, "symlink to a blob (the hub cache)", "symlink to a missing blob");
+                return (link, original, link != "symlink to a missing blob");
         }
     }
 
@@ -312,7 +320,7 @@ public class ReaderFuzzTests(ITestOutputHelper output)
                 case 4: (mutation, valid, indexBytes) = ("a shard outside the folder", false, Utf8(Map(weightMap.Select((p, k) => k == 0 ? (p.Key, "../" + p.Shard) : p)))); break;
                 case 5:
                     (mutation, valid, indexBytes) = ("a missing shard", false, Utf8(index));
-                    File.Delete(Path.Combine(folder, shardNames[random.Next(shardNames.Length)]));
+                    File.Delete(Path.Combine(folder, Pick(random, shardNames)));
                     break;
                 case 6: (mutation, valid, indexBytes) = ("a tensor put in the wrong shard", false, Utf8(Map(weightMap.Select((p, k) => k == 0 ? (p.Key, weightMap[^1].Shard) : p)))); break;
                 case 7: (mutation, valid, indexBytes) = ("a tensor left out of weight_map", false, Utf8(Map(weightMap.Skip(1)))); break;
@@ -341,7 +349,7 @@ public class ReaderFuzzTests(ITestOutputHelper output)
                 }
                 default:
                 {
-                    string shard = Path.Combine(folder, shardNames[random.Next(shardNames.Length)]);
+                    string shard = Path.Combine(folder, Pick(random, shardNames));
                     var (name, bytes, shardValid) = MutateSafetensors(random, File.ReadAllBytes(shard));
                     if (name.StartsWith("symlink", StringComparison.Ordinal)) (name, bytes, shardValid) = ("truncated", bytes[..random.Next(bytes.Length)], null);
                     originalShard = File.ReadAllBytes(shard);
@@ -400,29 +408,25 @@ public class ReaderFuzzTests(ITestOutputHelper output)
             {
                 case 0:
                 {
-                    string[] ranks = ["10000000", "0", "-1", "\"2\"", "2.5", "3", "1e300"];
-                    string r = ranks[random.Next(ranks.Length)];
+                    string r = Pick(random, "10000000", "0", "-1", "\"2\"", "2.5", "3", "1e300");
                     (mutation, valid, configBytes) = ($"r = {r}", false, Utf8(Set("r", r)));
                     break;
                 }
                 case 1:
                 {
-                    string[] alphas = ["\"4\"", "null", "true", "[4]"];
-                    string alpha = alphas[random.Next(alphas.Length)];
+                    string alpha = Pick(random, "\"4\"", "null", "true", "[4]");
                     (mutation, valid, configBytes) = ($"lora_alpha = {alpha}", alpha == "null", Utf8(Set("lora_alpha", alpha)));
                     break;
                 }
                 case 2:
                 {
-                    string[] targets = ["5", "[null]", "[5]", "\"(\"", "[\"no_such_module\"]", "[]", "{}"];
-                    string target = targets[random.Next(targets.Length)];
+                    string target = Pick(random, "5", "[null]", "[5]", "\"(\"", "[\"no_such_module\"]", "[]", "{}");
                     (mutation, valid, configBytes) = ($"target_modules = {target}", false, Utf8(Set("target_modules", target)));
                     break;
                 }
                 case 3:
                 {
-                    string[] saves = ["[123]", "\"mm_projector\"", "[\"no_such_module\"]", "[null]"];
-                    string save = saves[random.Next(saves.Length)];
+                    string save = Pick(random, "[123]", "\"mm_projector\"", "[\"no_such_module\"]", "[null]");
                     (mutation, valid, configBytes) = ($"modules_to_save = {save}", false, Utf8(Set("modules_to_save", save)));
                     break;
                 }
@@ -514,36 +518,31 @@ public class ReaderFuzzTests(ITestOutputHelper output)
             {
                 case 0:
                 {
-                    string[] sizes = ["4000000", "0", "-3", "\"40\"", "40.5", "41"];
-                    string size = sizes[random.Next(sizes.Length)];
+                    string size = Pick(random, "4000000", "0", "-3", "\"40\"", "40.5", "41");
                     (mutation, valid, configBytes) = ($"text_config.vocab_size = {size}", false, Utf8(Set("text_config", "vocab_size", size)));
                     break;
                 }
                 case 1:
                 {
-                    string[] sizes = ["100000", "0", "null", "15", "[16]"];
-                    string size = sizes[random.Next(sizes.Length)];
+                    string size = Pick(random, "100000", "0", "null", "15", "[16]");
                     (mutation, valid, configBytes) = ($"text_config.hidden_size = {size}", false, Utf8(Set("text_config", "hidden_size", size)));
                     break;
                 }
                 case 2:
                 {
-                    string[] sizes = ["3", "1", "2000"];
-                    string size = sizes[random.Next(sizes.Length)];
+                    string size = Pick(random, "3", "1", "2000");
                     (mutation, valid, configBytes) = ($"text_config.num_hidden_layers = {size}", false, Utf8(Set("text_config", "num_hidden_layers", size)));
                     break;
                 }
                 case 3:
                 {
-                    string[] sizes = ["3", "64", "\"2\""];
-                    string size = sizes[random.Next(sizes.Length)];
+                    string size = Pick(random, "3", "64", "\"2\"");
                     (mutation, valid, configBytes) = ($"vision_config.num_attention_heads = {size}", false, Utf8(Set("vision_config", "num_attention_heads", size)));
                     break;
                 }
                 case 4:
                 {
-                    string[] sizes = ["3000000", "12", "7"];
-                    string size = sizes[random.Next(sizes.Length)];
+                    string size = Pick(random, "3000000", "12", "7");
                     (mutation, valid, configBytes) = ($"vision_config.intermediate_size = {size}", false, Utf8(Set("vision_config", "intermediate_size", size)));
                     break;
                 }
@@ -620,6 +619,261 @@ public class ReaderFuzzTests(ITestOutputHelper output)
             var (mutation, make) = pick < bad.Length ? bad[pick] : good[pick - bad.Length];
             File.WriteAllText(path, make());
             family.Run(new FuzzCase(mutation, folder, path, pick >= bad.Length), file => NotebookDocument.Load(file));
+        }
+        return family;
+    }
+
+    // ---- LLaVA instruction data ----
+
+    static byte[] Png(int width, int height, byte grey)
+    {
+        using var bitmap = new SKBitmap(width, height, SKColorType.Gray8, SKAlphaType.Opaque);
+        bitmap.Erase(new SKColor(grey, grey, grey));
+        using var data = bitmap.Encode(SKEncodedImageFormat.Png, 100);
+        return data.ToArray();
+    }
+
+    /// <summary>Reads an instruction-data file and decodes every image its samples name.</summary>
+    static void ReadInstructionData(string file)
+    {
+        var data = LlavaInstructionData.Load(file);
+        foreach (var sample in data.Samples.Where(s => s.HasImage)) data.Image(sample, ImagePreprocessing.Grey(8)).Dispose();
+    }
+
+    const string InstructionJson = """
+        [
+          {"id": "a", "image": "images/a.png", "conversations": [{"from": "human", "value": "<image>\nHow many?"}, {"from": "gpt", "value": "Two."}]},
+          {"id": "b", "image": "images/b.png", "task": "name", "conversations": [{"from": "human", "value": "What is it?\n<image>"}, {"from": "gpt", "value": "A shirt."},
+            {"from": "human", "value": "And below?"}, {"from": "gpt", "value": "A bag."}]},
+          {"id": "c", "conversations": [{"from": "human", "value": "Say yes."}, {"from": "gpt", "value": "Yes."}]}
+        ]
+        """;
+
+    Family InstructionData(Random random, string root, int count)
+    {
+        var family = new Family("LLaVA data", output);
+        JsonArray Samples() => JsonNode.Parse(InstructionJson)!.AsArray();
+        string With(Action<JsonArray> edit)
+        {
+            var json = Samples();
+            edit(json);
+            return json.ToJsonString();
+        }
+        JsonObject Sample(JsonArray json, int index) => json[index]!.AsObject();
+        JsonObject Turn(JsonArray json, int sample, int turn) => Sample(json, sample)["conversations"]![turn]!.AsObject();
+        var bad = new (string Mutation, Func<string> Make)[]
+        {
+            ("the top level an object", () => "{\"samples\": " + InstructionJson + "}"),
+            ("a sample a number", () => With(j => j[1] = 5)),
+            ("an id missing", () => With(j => Sample(j, 0).Remove("id"))),
+            ("an id a list", () => With(j => Sample(j, 0)["id"] = new JsonArray("a"))),
+            ("an id twice in the file", () => With(j => Sample(j, 1)["id"] = "a")),
+            ("conversations a string", () => With(j => Sample(j, 0)["conversations"] = "hi")),
+            ("conversations empty", () => With(j => Sample(j, 2)["conversations"] = new JsonArray())),
+            ("a turn from system", () => With(j => Turn(j, 0, 0)["from"] = "system")),
+            ("a value a number", () => With(j => Turn(j, 0, 1)["value"] = 3)),
+            ("a value null", () => With(j => Turn(j, 1, 0)["value"] = null)),
+            ("an empty answer", () => With(j => Turn(j, 0, 1)["value"] = "")),
+            ("turns out of order", () => With(j => Turn(j, 2, 0)["from"] = "gpt")),
+            ("no placeholder with an image", () => With(j => Turn(j, 0, 0)["value"] = "How many?")),
+            ("two placeholders", () => With(j => Turn(j, 0, 0)["value"] = "<image><image>How many?")),
+            ("a placeholder without an image", () => With(j => Turn(j, 2, 0)["value"] = "<image>Say yes.")),
+            ("an image a number", () => With(j => Sample(j, 0)["image"] = 4)),
+            ("an image that is not there", () => With(j => Sample(j, 0)["image"] = "images/missing.png")),
+            ("an image that is not an image", () => With(j => Sample(j, 0)["image"] = "notes.txt")),
+            ("an image truncated", () => With(j => Sample(j, 1)["image"] = "images/truncated.png")),
+            ("a key twice", () => InstructionJson.Replace("{\"id\": \"c\",", "{\"id\": \"c\", \"id\": \"d\",")),
+            ("a lone surrogate escape", () => InstructionJson.Replace("Say yes.", "Say \\udfffyes.")),
+            ("deep nesting", () => InstructionJson.Replace("{\"id\": \"c\",", "{\"id\": \"c\", \"extra\": " + new string('[', 200) + new string(']', 200) + ",")),
+            ("truncated", () => InstructionJson[..random.Next(InstructionJson.Length - 1)]),
+        };
+        var good = new (string Mutation, Func<string> Make)[]
+        {
+            ("extra fields", () => With(j => Sample(j, 0)["difficulty"] = 2)),
+            ("ids as numbers", () => With(j => { Sample(j, 0)["id"] = 1; Sample(j, 1)["id"] = 2; })),
+            ("one line", () => Samples().ToJsonString()),
+            ("an image of another size", () => With(j => Sample(j, 0)["image"] = "images/large.png")),
+        };
+        for (int i = 0; i < count; i++)
+        {
+            string folder = CaseFolder(root, "llava-data", i);
+            Directory.CreateDirectory(Path.Combine(folder, "images"));
+            File.WriteAllBytes(Path.Combine(folder, "images", "a.png"), Png(8, 8, 10));
+            File.WriteAllBytes(Path.Combine(folder, "images", "b.png"), Png(8, 8, 200));
+            File.WriteAllBytes(Path.Combine(folder, "images", "large.png"), Png(40, 24, 90));
+            byte[] png = Png(8, 8, 60);
+            File.WriteAllBytes(Path.Combine(folder, "images", "truncated.png"), png[..(png.Length / 2)]);
+            File.WriteAllText(Path.Combine(folder, "notes.txt"), "not an image");
+            string path = Path.Combine(folder, "data.json");
+            int pick = random.Next(bad.Length + good.Length + 1);
+            if (pick == bad.Length + good.Length)
+            {
+                byte[] bytes = Utf8(InstructionJson);
+                int at = random.Next(bytes.Length);
+                File.WriteAllBytes(path, [.. bytes[..at], 0xC0, .. bytes[at..]]);
+                family.Run(new FuzzCase("invalid UTF-8", folder, path, false), ReadInstructionData);
+                continue;
+            }
+            var (mutation, make) = pick < bad.Length ? bad[pick] : good[pick - bad.Length];
+            File.WriteAllText(path, make());
+            family.Run(new FuzzCase(mutation, folder, path, pick >= bad.Length), ReadInstructionData);
+        }
+        return family;
+    }
+
+    // ---- images ----
+
+    /// <summary>PNG's CRC-32 (ISO 3309) of a chunk's type and data.</summary>
+    static uint Crc32(ReadOnlySpan<byte> bytes)
+    {
+        uint crc = 0xFFFFFFFF;
+        foreach (byte b in bytes)
+        {
+            crc ^= b;
+            for (int k = 0; k < 8; k++) crc = (crc >> 1) ^ (0xEDB88320 & (uint)-(int)(crc & 1));
+        }
+        return ~crc;
+    }
+
+    /// <summary>The PNG with the width and height of its IHDR chunk replaced, and the chunk's CRC made right again.</summary>
+    static byte[] Resized(byte[] png, uint width, uint height)
+    {
+        var bytes = (byte[])png.Clone();
+        // Signature (8), then IHDR: length (4), type (4), width (4), height (4), five more bytes, CRC (4).
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(bytes.AsSpan(16), width);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(bytes.AsSpan(20), height);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(bytes.AsSpan(29), Crc32(bytes.AsSpan(12, 17)));
+        return bytes;
+    }
+
+    Family Images(Random random, string root, int count)
+    {
+        var family = new Family("images", output);
+        // Noise, so that the compressed rows fill the image data and a cut in its first half loses rows.
+        byte[] png;
+        using (var noise = new SKBitmap(12, 10, SKColorType.Gray8, SKAlphaType.Opaque))
+        {
+            var pixels = new byte[noise.RowBytes * noise.Height];
+            new Random(7).NextBytes(pixels);
+            System.Runtime.InteropServices.Marshal.Copy(pixels, 0, noise.GetPixels(), pixels.Length);
+            using var data = noise.Encode(SKEncodedImageFormat.Png, 100);
+            png = data.ToArray();
+        }
+        int idat = Encoding.ASCII.GetString(png).IndexOf("IDAT", StringComparison.Ordinal);
+        int idatLength = (int)System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(png.AsSpan(idat - 4));
+        byte[] jpeg;
+        using (var bitmap = new SKBitmap(12, 10, SKColorType.Rgba8888, SKAlphaType.Opaque))
+        {
+            bitmap.Erase(new SKColor(10, 200, 30));
+            using var data = bitmap.Encode(SKEncodedImageFormat.Jpeg, 90);
+            jpeg = data.ToArray();
+        }
+        for (int i = 0; i < count; i++)
+        {
+            string folder = CaseFolder(root, "images", i);
+            string path = Path.Combine(folder, "image.png");
+            var (mutation, bytes, valid) = random.Next(9) switch
+            {
+                0 => ("a header of 100,000 x 100,000 pixels", Resized(png, 100_000, 100_000), false),
+                1 => ("a header of 2^31 - 1 x 1 pixels", Resized(png, int.MaxValue, 1), false),
+                2 => ("a header of 0 x 10 pixels", Resized(png, 0, 10), false),
+                3 => ("cut in the first half of the image data", png[..(idat + 4 + random.Next(idatLength / 2))], false),
+                4 => ("cut inside the header", png[..random.Next(8, 33)], false),
+                5 => ("empty", Array.Empty<byte>(), false),
+                6 => ("text", Utf8("not an image at all"), false),
+                7 => ("a JPEG under a .png name", jpeg, true),
+                _ => ("as written", png, true),
+            };
+            File.WriteAllBytes(path, bytes);
+            family.Run(new FuzzCase(mutation, folder, path, valid), file => ImagePreprocessing.Grey(8).Load(file).Dispose());
+        }
+        return family;
+    }
+
+    // ---- training checkpoints ----
+
+    static (TinyModel Model, AdapterHandle Adapters, TrainingStage Stage, TrainingObjective<(Tensor X, Tensor Y)> Objective) TrainingSetup()
+    {
+        var model = new TinyModel(seed: 3);
+        var handle = AdapterInjection.Inject(model, new DualLoraConfig(Rank: 2, Dropout: 0));
+        var stage = new TrainingStage("stage2", [TrainingStage.AdaptersOnly(handle, 1e-2).Groups[0],
+            new GroupRule("projector", n => n.StartsWith("mm_projector.", StringComparison.Ordinal), 3e-3)]);
+        return (model, handle, stage, new(b => nn.functional.mse_loss(model.call(b.X), b.Y), b => b.X.shape[0]));
+    }
+
+    Family Checkpoints(Random random, string root, int count)
+    {
+        var family = new Family("training checkpoints", output);
+        string run = Path.Combine(root, "pristine-run");
+        using (var scope = NewDisposeScope())
+        {
+            var (model, adapters, stage, objective) = TrainingSetup();
+            using var trainer = new Trainer<(Tensor X, Tensor Y)>(model, stage, objective, new TrainerOptions(2) { OutputFolder = run, Seed = 1 }, adapters);
+            trainer.Train(BatchSource.Of(p => (randn(4, 8), randn(4, 8))));
+        }
+        string pristine = TrainingCheckpoint.Latest(run)!;
+        string[] files = Directory.GetFiles(pristine, "*", SearchOption.AllDirectories).Select(f => Path.GetRelativePath(pristine, f)).ToArray();
+        string state = File.ReadAllText(Path.Combine(pristine, TrainingCheckpoint.StateFile));
+        string[] tensorFiles = [TrainingCheckpoint.TrainableFile, TrainingCheckpoint.OptimizerFile];
+        for (int i = 0; i < count; i++)
+        {
+            string folder = CaseFolder(root, "checkpoints", i);
+            foreach (string file in files)
+            {
+                Directory.CreateDirectory(Path.GetDirectoryName(Path.Combine(folder, file))!);
+                File.Copy(Path.Combine(pristine, file), Path.Combine(folder, file));
+            }
+            string statePath = Path.Combine(folder, TrainingCheckpoint.StateFile);
+            string SetState(string key, string rawValue)
+            {
+                var json = JsonNode.Parse(state)!.AsObject();
+                json[key] = JsonNode.Parse(rawValue);
+                return json.ToJsonString();
+            }
+            string mutation;
+            bool? valid;
+            Func<bool>? oracle = null;
+            switch (random.Next(12))
+            {
+                case 0: (mutation, valid) = ("step a string", false); File.WriteAllText(statePath, SetState("step", "\"2\"")); break;
+                case 1: (mutation, valid) = ("step negative", false); File.WriteAllText(statePath, SetState("step", "-1")); break;
+                case 2: (mutation, valid) = ("another format", false); File.WriteAllText(statePath, SetState("format", "\"other\"")); break;
+                case 3: (mutation, valid) = ("trainable a list", false); File.WriteAllText(statePath, SetState("trainable", "[]")); break;
+                case 4: (mutation, valid) = ("another total of steps", false); File.WriteAllText(statePath, SetState("total_steps", "7")); break;
+                case 5: (mutation, valid) = ("the state truncated", false); File.WriteAllText(statePath, state[..random.Next(state.Length - 1)]); break;
+                case 6: (mutation, valid) = ("a key twice in the state", false); File.WriteAllText(statePath, state.Replace("{", "{\"step\": 1, ", StringComparison.Ordinal)); break;
+                case 7: (mutation, valid) = ("no state file", false); File.Delete(statePath); break;
+                case 8:
+                {
+                    string adapterConfig = Path.Combine(folder, TrainingCheckpoint.AdapterFolder, AdapterFiles.ConfigFile);
+                    var json = JsonNode.Parse(File.ReadAllText(adapterConfig))!.AsObject();
+                    json["r"] = 3;
+                    File.WriteAllText(adapterConfig, json.ToJsonString());
+                    (mutation, valid) = ("the adapter's rank changed", false);
+                    break;
+                }
+                case 9: (mutation, valid) = ("as written", true); break;
+                default:
+                {
+                    string file = Pick(random, tensorFiles);
+                    string target = Path.Combine(folder, file);
+                    byte[] before = File.ReadAllBytes(target);
+                    var (name, bytes, tensorValid) = MutateSafetensors(random, before);
+                    if (name.StartsWith("symlink", StringComparison.Ordinal)) (name, bytes, tensorValid) = ("truncated", bytes[..random.Next(bytes.Length)], null);
+                    // A valid file of other tensors or other shapes does not fit the run.
+                    if (tensorValid == true && !SameTensors(bytes, before)) tensorValid = false;
+                    File.WriteAllBytes(target, bytes);
+                    (mutation, valid) = ($"{file}: {name}", tensorValid);
+                    oracle = () => SameTensors(bytes, before);
+                    break;
+                }
+            }
+            family.Run(new FuzzCase(mutation, folder, folder, valid), checkpoint =>
+            {
+                var (model, adapters, stage, objective) = TrainingSetup();
+                using var trainer = new Trainer<(Tensor X, Tensor Y)>(model, stage, objective, new TrainerOptions(2) { Seed = 1 }, adapters);
+                trainer.Resume(checkpoint);
+            }, oracle);
         }
         return family;
     }

@@ -1,4 +1,5 @@
 using System.Text;
+using DualLora.IO;
 using DualLora.Multimodal;
 
 namespace DualLora.Tests.Multimodal;
@@ -75,7 +76,7 @@ public class TokenizerTests
         using var temp = new TempFolder();
         Assert.Contains("no SentencePiece tokenizer.model", Assert.Throws<FileNotFoundException>(() => HuggingFaceModels.LoadTokenizer(temp.Path)).Message);
         File.WriteAllBytes(temp.File("tokenizer.model"), [0xFF, 0xFF, 0xFF]);
-        var error = Assert.Throws<InvalidDataException>(() => HuggingFaceModels.LoadTokenizer(temp.Path));
+        var error = Assert.Throws<InvalidFileException>(() => HuggingFaceModels.LoadTokenizer(temp.Path));
         Assert.Contains("tokenizer.model: not a SentencePiece BPE model", error.Message);
     }
 }

@@ -154,6 +154,43 @@ public class NotebookRunnerTests
     }
 
     [Fact]
+    public void A_cell_past_the_time_limit_is_stopped_and_named_and_nothing_is_written()
+    {
+        using var temp = new TempFolder();
+        string path = WriteNotebook(temp, ("code", "int a = 1;"), ("code", "while (true) { }"), ("code", "int c = 3;"));
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var error = Assert.Throws<NotebookCellException>(() => new NotebookRunner(TextWriter.Null, TimeSpan.FromSeconds(3)).Run(path, Path.Combine(temp.Path, "out")));
+        Assert.Equal(2, error.Cell);
+        Assert.Contains("test.ipynb: cell 2: still running after 3 s, the time limit of a cell (--cell-timeout)", error.Message);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), $"the run took {clock.Elapsed}");
+        Assert.False(Directory.Exists(Path.Combine(temp.Path, "out")));
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(3)]
+    public void A_cell_that_ends_the_process_fails_the_run_as_that_cell(int exitCode)
+    {
+        using var temp = new TempFolder();
+        string path = WriteNotebook(temp, ("code", "int a = 1;"), ("code", $"Console.WriteLine(\"bye\");\nEnvironment.Exit({exitCode});"), ("code", "int c = 3;"));
+        string before = File.ReadAllText(path);
+        var error = Assert.Throws<NotebookCellException>(() => Runner().Run(path));
+        Assert.Equal(2, error.Cell);
+        Assert.Contains($"the kernel's process ended (exit code {exitCode}) while this cell ran", error.Message);
+        Assert.Equal(before, File.ReadAllText(path));
+    }
+
+    [Fact]
+    public void A_time_limit_that_is_not_a_positive_number_of_seconds_is_bad_usage()
+    {
+        using var temp = new TempFolder();
+        string path = WriteNotebook(temp, ("code", "int a = 1;"));
+        var errors = new StringWriter();
+        Assert.Equal(2, Commands.Run(["notebooks", "run", path, "--cell-timeout", "0"], TextWriter.Null, errors));
+        Assert.Contains("--cell-timeout must be a positive whole number, got '0'", errors.ToString());
+    }
+
+    [Fact]
     public void A_compile_error_reports_its_line()
     {
         using var temp = new TempFolder();

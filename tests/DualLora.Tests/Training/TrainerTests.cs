@@ -1,4 +1,5 @@
 using DualLora.Adapters;
+using DualLora.IO;
 using DualLora.Tests.Adapters;
 using DualLora.Training;
 using TorchSharp;
@@ -163,8 +164,8 @@ public class TrainerTests : IDisposable
         var (other, otherAdapters, otherStage) = Setup(new LoraConfig(Rank: 2, Dropout: 0));
         using var resumed = new Trainer<(Tensor, Tensor)>(other, otherStage, Mse(other), new TrainerOptions(2) { OutputFolder = folder, Seed = 1 }, otherAdapters);
         var before = Trainable(other);
-        var error = Assert.Throws<InvalidDataException>(() => resumed.ResumeFromLatest());
-        Assert.Contains("step-000002 does not fit this run", error.Message);
+        var error = Assert.Throws<InvalidFileException>(() => resumed.ResumeFromLatest());
+        Assert.Contains("step-000002: does not fit this run", error.Message);
         Assert.Contains("adapter peft_type: \"DUAL_LORA\" in the checkpoint, \"LORA\" in this run", error.Message);
         Assert.Contains("adapter r: 4 in the checkpoint, 2 in this run", error.Message);
         Assert.Contains("'layers.0.self_attn.q_proj.lora_T.weight' trains in the checkpoint, not in this run", error.Message);
