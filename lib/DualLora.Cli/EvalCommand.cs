@@ -1,5 +1,6 @@
 using DualLora.Data;
 using DualLora.Evaluation;
+using DualLora.IO;
 using DualLora.Pipelines;
 using DualLora.Runtime;
 
@@ -31,11 +32,11 @@ static class EvalCommand
         {
             samples = LlavaInstructionData.Load(data, options.Value("--images"));
         }
-        catch (IOException e) when (e is not FileNotFoundException)   // a bad sample, a missing image or image folder
+        catch (DirectoryNotFoundException e)   // the image folder: bad input, exit code 2 as a bad file is
         {
             throw new InvalidDataException(e.Message, e);
         }
-        if (samples.Samples.Count == 0) throw new InvalidDataException($"{Path.GetFullPath(data)}: no samples to evaluate.");
+        if (samples.Samples.Count == 0) throw new InvalidFileException(Path.GetFullPath(data), "no samples to evaluate.");
 
         var device = RuntimeEnvironment.Find().Apply();
         using var model = runFolder is not null ? FineTunedModel.FromRun(runFolder, device) : FineTunedModel.Base(modelFolder!, options.Value("--tokenizer"), device);

@@ -30,8 +30,8 @@ public sealed record ComparisonRow(ComparisonPhase Phase, int Rank, bool Vce, st
     IReadOnlyDictionary<string, Spread> Scores, Spread? AgainstLora, int Wins, Spread FinalLoss);
 
 /// <summary>
-/// The comparison's results from its records: one row per run in results.csv, and results.md with the learning rates each
-/// method chose on the validation split, then per setting (budget, VCE) each method's exact match per task and overall as
+/// The comparison's results from its records: one row per run in results.csv, and results.md with an overview (each method's
+/// overall exact match at every budget), the learning rates each method chose on the validation split, then per setting (budget, VCE) each method's exact match per task and overall as
 /// mean ± standard deviation over the seeds with the paired per-seed difference from LoRA, the equal-rank runs, the
 /// ablation and the wall time.
 /// </summary>
@@ -153,6 +153,9 @@ public sealed class ComparisonReport
             "Δ LoRA is the paired per-seed difference of the overall exact match from LoRA's (points), with the seeds on which the method is above LoRA.");
         text.AppendLine();
 
+        var allRows = Rows();
+        AppendOverview(text, allRows);
+
         var selection = Selection();
         if (selection.Count > 0)
         {
@@ -166,7 +169,6 @@ public sealed class ComparisonReport
             text.AppendLine();
         }
 
-        var allRows = Rows();
         foreach (var setting in allRows.GroupBy(r => (r.Phase, r.Rank, r.Vce)))
         {
             var (phase, rank, vce) = setting.Key;
@@ -193,6 +195,28 @@ public sealed class ComparisonReport
         double hours = Records.Sum(r => r.Seconds) / 3600;
         text.AppendLine(string.Create(CultureInfo.InvariantCulture, $"Wall time: {done} runs, {hours:F2} h of stage-2 training and evaluation (stage 1 not included)."));
         return text.ToString();
+    }
+
+    /// <summary>The comparison at a glance: each method's overall exact match at every budget, without and with VCE.</summary>
+    void AppendOverview(StringBuilder text, IReadOnlyList<ComparisonRow> allRows)
+    {
+        var rows = allRows.Where(r => r.Phase == ComparisonPhase.Evaluation).ToList();
+        var settings = rows.Select(r => (r.Rank, r.Vce)).Distinct().OrderBy(s => s.Rank).ThenBy(s => s.Vce).ToList();
+        if (settings.Count == 0) return;
+        text.AppendLine("## Overview: overall exact match (%) at each budget");
+        text.AppendLine();
+        text.AppendLine("Mean ± standard deviation over the seeds; in brackets the paired per-seed difference from LoRA (points).");
+        text.AppendLine();
+        text.AppendLine($"| method | {string.Join(" | ", settings.Select(s => $"r = {s.Rank}{(s.Vce ? ", VCE" : "")}"))} |");
+        text.AppendLine($"|---|{string.Concat(settings.Select(_ => "---:|"))}");
+        foreach (string method in rows.Select(r => r.Method).Distinct().OrderBy(MethodOrder))
+        {
+            var cells = settings.Select(s => rows.FirstOrDefault(r => r.Rank == s.Rank && r.Vce == s.Vce && r.Method == method) is { } row
+                ? row.Scores[ComparisonRecord.Overall].Percent() + (row.AgainstLora is { } d ? string.Create(CultureInfo.InvariantCulture, $" ({100 * d.Mean:+0.0;-0.0;0.0})") : "")
+                : "");
+            text.AppendLine($"| {method} | {string.Join(" | ", cells)} |");
+        }
+        text.AppendLine();
     }
 
     /// <summary>The ablation's rows, with Dual-LoRA (both switches, the evaluation run of the same rank) first and every Δ taken against it.</summary>
