@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Text.Json;
-using DualLora.IO;
 using DualLora.Runtime;
 
 namespace DualLora.Cli.Notebooks;
@@ -50,19 +49,10 @@ public sealed class NotebookRunner(TextWriter log, TimeSpan? cellTimeout = null)
     {
         var notebook = NotebookDocument.Load(notebookPath);   // a malformed notebook is refused before any kernel starts
         var clock = Stopwatch.StartNew();
-        string executed = Path.Combine(Path.GetTempPath(), $"duallora-notebook-{Guid.NewGuid():N}.ipynb");
-        try
-        {
-            var runs = Execute(notebook.Path, executed, profile);
-            string written = outputFolder == null ? notebook.Path : Path.Combine(Path.GetFullPath(outputFolder), Path.GetFileName(notebook.Path));
-            Directory.CreateDirectory(Path.GetDirectoryName(written)!);
-            AtomicFile.WriteAllBytes(written, File.ReadAllBytes(executed));
-            return new NotebookRun(notebook.Path, runs, clock.Elapsed, written);
-        }
-        finally
-        {
-            File.Delete(executed);
-        }
+        // The worker writes the executed notebook there (atomically) only once every cell has run.
+        string written = outputFolder == null ? notebook.Path : Path.Combine(Path.GetFullPath(outputFolder), Path.GetFileName(notebook.Path));
+        var runs = Execute(notebook.Path, written, profile);
+        return new NotebookRun(notebook.Path, runs, clock.Elapsed, written);
     }
 
     /// <summary>What the worker's standard output carried: one of its messages, or other text (printed as it is).</summary>

@@ -39,6 +39,7 @@ static class NotebookWorker
             NotebookDocument.SetResult(cell, executionCount, result.Outputs);
             Send(new WorkerMessage(WorkerMessage.Done, cell.Number, executionCount, codeCells.Count, clock.Elapsed.TotalSeconds, result.Outputs.Count));
         }
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(executedPath))!);
         notebook.Save(executedPath);
         Send(new WorkerMessage(WorkerMessage.Saved));
         return 0;
