@@ -45,6 +45,30 @@ public static class Commands
             Time each adapter (forward, and forward + backward) and its peak memory, side by side, as ratios
             to LoRA: one layer at d = 4096, r = 32, and a q/v-adapted stack. Prints a table.
             """),
+        new("bench pytorch", "[--rank N] [--steps N] [--rounds N] [--batch N] [--text N] [--prompts N] [--new-tokens N] [--threads N] [--python PATH] [--parity] [--part small|layer] [--layer-tokens N] [--layer-rank N]", """
+            The small model with each adapter (LoRA, Dual-LoRA, the three 4-expert mixtures and a looped dense mixture; rank
+            --rank, default 16), with and without VCE, in TorchSharp and in its PyTorch twin (bench/pytorch/twin.py, run by
+            --python, default Debian's /usr/bin/python3 with python3-torch) side by side: first logits, loss and gradients
+            must agree within 1e-5 relative (--parity stops there), then the two take turns in --rounds (default 5) of
+            --steps training steps (default 10, batches of --batch x --text, default 8 x 32) and greedy generation (--prompts
+            prompts x --new-tokens, default 8 x 16) on --threads threads each (default: the cores). Then one decoder layer of
+            LLaMA-7B's shape (--layer-tokens, default 512; adapters at --layer-rank, default 32): inference and a training step.
+            --part runs one of the two. Prints tables, Dual-LoRA's ratios to LoRA and the mixtures, and the goals as measured.
+            """),
+        new("bench profile", "[--rank N] [--steps N] [--rounds N] [--batch N] [--text N]", """
+            Where the small model's training step (stage 2, Dual-LoRA at --rank, default 16; batches of --batch x --text,
+            default 8 x 32) spends its time: its matrix products counted from the shapes against the matmul peak measured
+            in the same run, the step's phases, the frozen tower's share, a step's fixed cost (from batches of 1 to 8), and
+            the step with the tower's features cached. --rounds (default 5) of --steps steps (default 20).
+            """),
+        new("bench memory", "[--steps N] [--batch N] [--text N] [--rank N] [--layer-tokens N] [--layer-rank N]", """
+            What training holds in memory, each measurement in a fresh process: every method (rank --rank, default 16) trains
+            the small model with VCE for --steps steps (default 1000) of --batch x --text (default 8 x 32) while its live
+            tensors and RSS are read at three points (they must stay flat), its peak RSS and AdamW's state against its
+            trainable parameters; then the largest batch that fits in 24 GiB, computed from peaks measured at batches 4 to
+            32, for the small model and for a 32-layer stack of LLaMA-7B-shaped layers (--layer-tokens, default 512;
+            adapters at --layer-rank, default 32) from one layer measured at batches 1 and 2.
+            """),
         new("data export", "DIR [--seed N] [--train N] [--validation N] [--evaluation N]", """
             Build the Fashion-MNIST scene suite (2x2 scenes, seven tasks; defaults: seed 0, 3000 training, 500
             validation and 500 evaluation scenes from disjoint images of the shipped test split) and write it to DIR
@@ -135,6 +159,13 @@ public static class Commands
                 ["bench", "adapter-peak", var setting, var method, var tokens] => PrintPeak(setting, method, tokens, output),
                 ["bench", "train", .. var rest] => BenchTrain(Options.Parse(rest, ["--steps", "--batch", "--text", "--checkpoint-every", "--rounds"], []), output),
                 ["bench", "data", .. var rest] => BenchData(Options.Parse(rest, ["--scenes", "--batch", "--steps"], []), output),
+                ["bench", "pytorch", .. var rest] => BenchPyTorch(Options.Parse(rest, ["--rank", "--steps", "--rounds", "--batch", "--text", "--prompts", "--new-tokens", "--threads", "--python", "--part", "--layer-tokens", "--layer-rank"], ["--parity"]), output),
+                ["bench", "profile", .. var rest] => BenchProfile(Options.Parse(rest, ["--rank", "--steps", "--rounds", "--batch", "--text"], []), output),
+                ["bench", "memory", .. var rest] => BenchMemory(Options.Parse(rest, ["--steps", "--batch", "--text", "--rank", "--layer-tokens", "--layer-rank"], []), output),
+                ["bench", "memory-run", var method, var steps, var batch, var text, var rank] =>
+                    Print(Benchmarks.MemoryBenchmark.RunSmall(Number(method), Number(steps), Number(batch), Number(text), Number(rank)), output),
+                ["bench", "memory-layer", var method, _, var batch, var tokens, var rank] =>
+                    Print(Benchmarks.MemoryBenchmark.RunLayer(Number(method), Number(batch), Number(tokens), Number(rank)), output),
                 ["bench", "adapters", .. var rest] => BenchAdapters(Options.Parse(rest, ["--tokens", "--repeats"], []), output),
                 ["compare", .. var rest] => CompareCommand.Run(Options.Parse(rest, ["--profile", "--data", "--out", "--report", "--model", "--seeds"], []), output),
                 ["train", .. var rest] => TrainCommand.Run(Options.Parse(rest, ["--config"], ["--resume"]), output, error),
@@ -187,6 +218,46 @@ public static class Commands
             options.Integer("--text", 32), options.Integer("--checkpoint-every", 100), options.Integer("--rounds", 10)), output);
         return 0;
     }
+
+    static int BenchPyTorch(Options options, TextWriter output)
+    {
+        Benchmarks.PyTorchBenchmark.Run(new Benchmarks.PyTorchBenchmark.Settings(options.Integer("--rank", 16), options.Integer("--steps", 10),
+            options.Integer("--rounds", 5), options.Integer("--batch", 8), options.Integer("--text", 32), options.Integer("--prompts", 8),
+            options.Integer("--new-tokens", 16), options.Integer("--threads", System.Environment.ProcessorCount), options.Value("--python") ?? "/usr/bin/python3",
+            options.Flag("--parity"), options.Value("--part") switch
+            {
+                null => Benchmarks.PyTorchBenchmark.Part.Both,
+                "small" => Benchmarks.PyTorchBenchmark.Part.Small,
+                "layer" => Benchmarks.PyTorchBenchmark.Part.Layer,
+                var other => throw new UsageException($"--part '{other}': use small or layer (both run without it)."),
+            }, options.Integer("--layer-tokens", 512), options.Integer("--layer-rank", 32)), output);
+        return 0;
+    }
+
+    static int BenchProfile(Options options, TextWriter output)
+    {
+        RuntimeEnvironment.Find().Apply();
+        Benchmarks.ProfileBenchmark.Run(new Benchmarks.ProfileBenchmark.Settings(options.Integer("--rank", 16), options.Integer("--steps", 20),
+            options.Integer("--rounds", 5), options.Integer("--batch", 8), options.Integer("--text", 32)), output);
+        return 0;
+    }
+
+    static int BenchMemory(Options options, TextWriter output)
+    {
+        RuntimeEnvironment.Find().Apply();
+        Benchmarks.MemoryBenchmark.Run(new Benchmarks.MemoryBenchmark.Settings(options.Integer("--steps", 1000), options.Integer("--batch", 8),
+            options.Integer("--text", 32), options.Integer("--rank", 16), options.Integer("--layer-tokens", 512), options.Integer("--layer-rank", 32)), output);
+        return 0;
+    }
+
+    // The children of bench memory: one JSON line each.
+    static int Print(string line, TextWriter output)
+    {
+        output.WriteLine(line);
+        return 0;
+    }
+
+    static int Number(string text) => int.Parse(text, System.Globalization.CultureInfo.InvariantCulture);
 
     static int BenchData(Options options, TextWriter output)
     {

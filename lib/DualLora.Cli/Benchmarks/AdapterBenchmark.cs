@@ -126,7 +126,7 @@ public static class AdapterBenchmark
             }
         var trainable = handles.Select(h => h?.Count().Trainable ?? 0).ToArray();
         foreach (var model in models) model.Dispose();
-        return (forward.Select(Median).ToArray(), adapterOnly.Select(Median).ToArray(), training.Select(Median).ToArray(), trainable);
+        return (forward.Select(MedianOf).ToArray(), adapterOnly.Select(MedianOf).ToArray(), training.Select(MedianOf).ToArray(), trainable);
     }
 
     static AdapterHandle? Prepare(nn.Module<Tensor, Tensor> model, Method method)
@@ -186,11 +186,8 @@ public static class AdapterBenchmark
         return clock.Elapsed.TotalMilliseconds;
     }
 
-    static double Median(List<double> values)
-    {
-        var sorted = values.Where(v => !double.IsNaN(v)).Order().ToList();
-        return sorted.Count == 0 ? double.NaN : sorted[sorted.Count / 2];
-    }
+    /// <summary>The median of the timed repeats (a method that cannot run a measurement has NaN there).</summary>
+    static double MedianOf(List<double> values) => BenchmarkMath.Median(values.Where(v => !double.IsNaN(v)));
 
     public static void Print(IReadOnlyList<Row> rows, int tokens, TextWriter output)
     {

@@ -7,6 +7,8 @@ using DualLora.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
+using static DualLora.Cli.Benchmarks.BenchmarkMath;
+
 namespace DualLora.Cli.Benchmarks;
 
 /// <summary>
@@ -128,7 +130,7 @@ public static class TrainBenchmark
     /// The training step with nothing around it: zero_grad, forward, backward and AdamW over the stage's groups,
     /// one dispose scope per step; no schedule, clipping, loss read-back, logging or checkpoints.
     /// </summary>
-    sealed class BareLoop : IDisposable
+    internal sealed class BareLoop : IDisposable
     {
         readonly TrainingObjective<MultimodalBatch> objective;
         readonly AdamWOptimizer optimizer;
@@ -154,7 +156,7 @@ public static class TrainBenchmark
     static Memory MemoryAt(int step) => new(step, DisposeScopeManager.Statistics.ThreadTotalLiveCount, Environment.WorkingSet);
 
     /// <summary>Random pixels and tokens with the image placeholder second and the second half of the text as the answer.</summary>
-    static MultimodalBatch RandomBatch(LlavaConfig config, int batchSize, int textTokens)
+    internal static MultimodalBatch RandomBatch(LlavaConfig config, int batchSize, int textTokens)
     {
         var ids = randint(3, config.Language.VocabSize, [batchSize, textTokens], dtype: ScalarType.Int64);
         ids[.., 1] = LlavaConfig.ImageTokenId;
@@ -164,12 +166,6 @@ public static class TrainBenchmark
         return new MultimodalBatch(ids, ones_like(ids), pixels, labels);
     }
 
-    static double Median(IReadOnlyList<double> values)
-    {
-        var sorted = values.Order().ToList();
-        int middle = sorted.Count / 2;
-        return sorted.Count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
-    }
 
     static void Print(IReadOnlyList<Result> results, Settings settings, TextWriter output)
     {

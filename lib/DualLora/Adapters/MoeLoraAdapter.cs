@@ -55,9 +55,11 @@ public sealed class MoeLoraAdapter : Adapter
     }
 
     /// <summary>The weight of each expert for each token, (..., E): the quantity the routing strategies differ in.</summary>
-    public Tensor RoutingWeights(Tensor x)
+    public Tensor RoutingWeights(Tensor x) => Route(lora_router.call(x), config);
+
+    /// <summary>Routing weights (..., E) from router logits (..., E) under <paramref name="config"/>'s routing.</summary>
+    public static Tensor Route(Tensor logits, MoeLoraConfig config)
     {
-        var logits = lora_router.call(x);
         switch (config.Routing)
         {
             case Routing.Dense:

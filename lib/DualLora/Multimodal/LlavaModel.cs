@@ -58,6 +58,12 @@ public sealed class LlavaModel : nn.Module<MultimodalBatch, LlavaOutput>, IDefau
 
     public string DefaultAdapterTargets => DecoderQueryValue;
 
+    /// <summary>
+    /// Reuses the vision tower's features per image while the tower is frozen (see <see cref="TowerFeatureCache"/>);
+    /// null (the default): the tower runs on every batch. The model does not own it: whoever sets it disposes it.
+    /// </summary>
+    public TowerFeatureCache? TowerCache { get; set; }
+
     public LlavaModel(LlavaConfig config, ScalarType? dtype = null)
         : this(config, new ClipVisionModel(config.Vision, dtype), new LlamaForCausalLM(config.Language, dtype), dtype)
     {
@@ -108,22 +114,32 @@ public sealed class LlavaModel : nn.Module<MultimodalBatch, LlavaOutput>, IDefau
             throw new ArgumentException($"{size} sequences but {batch.Pixels.shape[0]} images.");
 
         var grid = Config.Vision.GridSize;
-        var (imageTokens, vce) = connector.Connect(vision_tower.Encode(batch.Pixels), grid, grid);      // (batch, patches, D)
+        IReadOnlyList<Tensor> features;
+        if (TowerCache is { } cache && !batch.Pixels.requires_grad && !vision_tower.parameters().Any(p => p.requires_grad))
+        {
+            features = cache.Features(vision_tower, connector.ReadLevels, batch.Pixels);
+        }
+        else
+        {
+            var vision = vision_tower.Encode(batch.Pixels);
+            features = connector.ReadLevels.Select(l => vision.PatchFeatures(l)).ToList();
+        }
+        var (imageTokens, vce) = connector.Connect(features, grid, grid);                                // (batch, patches, D)
         long patches = imageTokens.shape[1];
         var text = language_model.model.embed_tokens.call(ids.clamp_min(0));                            // the placeholder's row is replaced below
 
-        var where = isImage.to(ScalarType.Int64).argmax(1).data<long>().ToArray();
-        var embeds = new List<Tensor>();
-        var masks = new List<Tensor>();
-        var labels = new List<Tensor>();
-        for (int b = 0; b < size; b++)
-        {
-            long at = where[b];
-            embeds.Add(cat([text[b, ..(int)at], imageTokens[b], text[b, (int)(at + 1)..]], 0));
-            masks.Add(cat([batch.AttentionMask[b, ..(int)at], ones(patches, dtype: batch.AttentionMask.dtype, device: ids.device), batch.AttentionMask[b, (int)(at + 1)..]], 0));
-            if (batch.Labels is { } l)
-                labels.Add(cat([l[b, ..(int)at], full(patches, LlavaConfig.IgnoreIndex, dtype: l.dtype, device: ids.device), l[b, (int)(at + 1)..]], 0));
-        }
-        return (stack(embeds), stack(masks), batch.Labels is null ? null : stack(labels), vce);
+        // One gather for the whole batch instead of slices per sequence (a step's fixed cost is mostly its op count):
+        // output position j of a sequence whose placeholder is at p reads text j before p, image token j - p up to
+        // p + patches, then text j - patches + 1; image token i sits at column length + i of [text, image].
+        var at = isImage.to(ScalarType.Int64).argmax(1, keepdim: true);                                  // (batch, 1)
+        var position = arange(length - 1 + patches, device: ids.device).unsqueeze(0);                     // (1, length - 1 + patches)
+        var inImage = position.ge(at) & position.lt(at + patches);
+        var source = where(inImage, position - at + length, where(position.lt(at), position, position - patches + 1));   // (batch, length - 1 + patches)
+        var embeds = cat([text, imageTokens], 1).gather(1, source.unsqueeze(-1).expand(-1, -1, text.shape[2]));
+        var mask = cat([batch.AttentionMask, ones(size, patches, dtype: batch.AttentionMask.dtype, device: ids.device)], 1).gather(1, source);
+        var labels = batch.Labels is { } l
+            ? cat([l, full(size, patches, LlavaConfig.IgnoreIndex, dtype: l.dtype, device: ids.device)], 1).gather(1, source)
+            : null;
+        return (embeds, mask, labels, vce);
     }
 }

@@ -179,6 +179,24 @@ public sealed class FineTuning : IDisposable
     {
         CheckOutput(Config, resume);
         Directory.CreateDirectory(Config.Output);
+        // The tower stays frozen through both stages and the evaluation, so each image's features are computed once.
+        using var towerCache = Config.TowerCacheMegabytes > 0 ? new TowerFeatureCache(Config.TowerCacheMegabytes * 1048576L) : null;
+        Model.TowerCache = towerCache;
+        try
+        {
+            return RunStages(resume, progress, log, cancellation);
+        }
+        finally
+        {
+            Model.TowerCache = null;
+            if (towerCache != null)
+                log?.Invoke($"tower features: {towerCache.Images:N0} images cached ({towerCache.Bytes / 1048576.0:F1} MB), " +
+                            $"{towerCache.Hits:N0} of {towerCache.Hits + towerCache.Misses:N0} lookups reused");
+        }
+    }
+
+    FineTuningResult RunStages(bool resume, Action<TrainingProgress>? progress, Action<string>? log, CancellationToken cancellation)
+    {
         var stage1 = TrainStage(Stage1Folder, Stage1Steps, TrainingStage.ConnectorOnly(Config.Stage1.LearningRate, Config.WeightDecay), null,
             Config.Seed, resume, progress, log, cancellation);
 

@@ -48,11 +48,22 @@ public sealed class VisionConnector : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor patchFeatures) => mm_projector.call(patchFeatures);
 
+    /// <summary>The hidden states the connector reads (negative from the end): VCE's levels, or the one projected without VCE.</summary>
+    public IReadOnlyList<int> ReadLevels => vce is null ? [SelectLayer] : Levels;
+
     /// <summary>Image tokens for the language model, (batch, patches, D), and VCE's output when VCE is on.</summary>
-    public (Tensor Tokens, VceOutput? Vce) Connect(VisionOutput vision, int gridHeight, int gridWidth)
+    public (Tensor Tokens, VceOutput? Vce) Connect(VisionOutput vision, int gridHeight, int gridWidth) =>
+        Connect(ReadLevels.Select(l => vision.PatchFeatures(l)).ToList(), gridHeight, gridWidth);
+
+    /// <param name="levelFeatures">The patch features (batch, patches, C) of each hidden state in <see cref="ReadLevels"/>, in order.</param>
+    /// <param name="gridHeight">The patch grid's rows.</param>
+    /// <param name="gridWidth">The patch grid's columns.</param>
+    public (Tensor Tokens, VceOutput? Vce) Connect(IReadOnlyList<Tensor> levelFeatures, int gridHeight, int gridWidth)
     {
-        if (vce is null) return (mm_projector.call(vision.PatchFeatures(SelectLayer)), null);
-        var output = vce.Enhance(Levels.Select(l => vision.PatchFeatures(l)).ToList(), gridHeight, gridWidth);
+        if (levelFeatures.Count != ReadLevels.Count)
+            throw new ArgumentException($"the connector reads {ReadLevels.Count} hidden states [{string.Join(", ", ReadLevels)}], got {levelFeatures.Count}.", nameof(levelFeatures));
+        if (vce is null) return (mm_projector.call(levelFeatures[0]), null);
+        var output = vce.Enhance(levelFeatures, gridHeight, gridWidth);
         return (mm_projector.call(output.Enhanced), output);
     }
 }

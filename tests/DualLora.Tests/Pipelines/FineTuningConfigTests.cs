@@ -48,7 +48,7 @@ public sealed class FineTuningConfigTests : IDisposable
                          "stage2": {"steps": 40, "adapter_learning_rate": 0.0003, "connector_learning_rate": 0.00003}},
               "batch_size": 4, "gradient_accumulation": 2, "warmup_ratio": 0.1, "max_grad_norm": 0.5, "weight_decay": 0.01,
               "schedule": "constant", "max_length": 512, "seed": 42, "checkpoint_every": 10, "precision": "bfloat16",
-              "evaluation": {"batch_size": 3, "max_new_tokens": 9},
+              "evaluation": {"batch_size": 3, "max_new_tokens": 9}, "tower_cache_mb": 7,
               "output": "out/run1"
             }
             """);
@@ -68,6 +68,7 @@ public sealed class FineTuningConfigTests : IDisposable
             (config.BatchSize, config.GradientAccumulation, config.WarmupRatio, config.MaxGradNorm, config.WeightDecay, config.Schedule, config.MaxLength, config.Seed, config.CheckpointEvery));
         Assert.Equal(new EvaluationSettings(3, 9), config.Evaluation);
         Assert.Equal(TrainingPrecision.BFloat16, config.Precision);
+        Assert.Equal(7, config.TowerCacheMegabytes);
         Assert.Equal(Path.Combine(runs, "out", "run1"), config.Output);
 
         var adapter = Assert.IsType<MoeLoraConfig>(config.Adapter.ToConfig());
