@@ -70,7 +70,7 @@ public static class MemoryBenchmark
                              $"{N(run["peak"]!.GetValue<long>() / 1048576.0, "F0"),8} {(flat ? "yes" : "no"),4}");
         }
 
-        var (perSample, fixedBytes) = Line(probes.Select(p => ((double)p.batch, (double)p.peak)).ToList());
+        var (perSample, fixedBytes) = BenchmarkMath.Line(probes.Select(p => ((double)p.batch, (double)p.peak)).ToList());
         output.WriteLine();
         output.WriteLine($"Largest batch in {Budget >> 30} GiB, computed: the Dual-LoRA + VCE model's peak RSS over {ProbeSteps} steps, measured at batches " +
                          $"{string.Join(", ", probes.Select(p => $"{p.batch}: {N(p.peak / 1048576.0, "F0")} MB"))}, is {N(fixedBytes / 1048576.0, "F0")} MB " +
@@ -93,14 +93,6 @@ public static class MemoryBenchmark
                              $"{Samples((Budget - halfWeights) / halfActivation)} (a lower bound: each layer's whole training-step peak is counted for every layer; " +
                              $"embeddings, head and the optimizer's state of {N(2.0 * 4 * one["trainable"]!.GetValue<long>() * SevenBLayers / 1048576.0, "F0")} MB not counted).");
         }
-    }
-
-    /// <summary>Least squares y = slope · x + intercept.</summary>
-    static (double Slope, double Intercept) Line(IReadOnlyList<(double X, double Y)> points)
-    {
-        double meanX = points.Average(p => p.X), meanY = points.Average(p => p.Y);
-        double slope = points.Sum(p => (p.X - meanX) * (p.Y - meanY)) / points.Sum(p => (p.X - meanX) * (p.X - meanX));
-        return (slope, meanY - slope * meanX);
     }
 
     static JsonObject Child(string mode, int method, int steps, int batch, int tokens, int rank)

@@ -133,10 +133,10 @@ public static class ProfileBenchmark
             return DisposeScopeManager.Statistics.CreatedInScopeCount - before;
         }
 
-        // Warm-up, and the cache filled with the batches' images.
+        // Warm-up, and the cache filled with every batch's images.
         Steps(main, 2);
         model.TowerCache = cache;
-        Steps(main, DistinctBatches);
+        foreach (var source in batches.Values) Steps(source, DistinctBatches);
         long createdCached = Created(main[0]);
         model.TowerCache = null;
         long created = Created(main[0]), createdOne = Created(batches[1][0]);
@@ -145,6 +145,7 @@ public static class ProfileBenchmark
         var cached = new List<Phases>();
         var tower = new List<double>();
         var fixedCost = FixedCostBatches.ToDictionary(size => size, _ => new List<double>());
+        var fixedCostCached = FixedCostBatches.ToDictionary(size => size, _ => new List<double>());
         for (int round = 0; round < settings.Rounds; round++)
         {
             void Plain() => plain.Add(Steps(main, settings.Steps));
@@ -156,19 +157,23 @@ public static class ProfileBenchmark
             }
             if (round % 2 == 0) { Plain(); Cached(); } else { Cached(); Plain(); }
             tower.Add(TowerAlone());
-            foreach (int size in FixedCostBatches) fixedCost[size].Add(Steps(batches[size], settings.Steps).Total);
+            foreach (int size in FixedCostBatches)
+            {
+                fixedCost[size].Add(Steps(batches[size], settings.Steps).Total);
+                model.TowerCache = cache;
+                try { fixedCostCached[size].Add(Steps(batches[size], settings.Steps).Total); }
+                finally { model.TowerCache = null; }
+            }
         }
 
         var flops = LlavaFlops.Stage2Step(config, adapterConfig, settings.BatchSize, settings.TextTokens);
         var p = MedianPhases(plain);
         var c = MedianPhases(cached);
         double towerMs = Median(tower);
-        // Least squares of step time against batch size: the intercept is what a step costs whatever its size.
-        var xs = FixedCostBatches.Select(b => (double)b).ToArray();
         var ys = FixedCostBatches.Select(b => Median(fixedCost[b])).ToArray();
-        double meanX = xs.Average(), meanY = ys.Average();
-        double slope = xs.Zip(ys).Sum(v => (v.First - meanX) * (v.Second - meanY)) / xs.Sum(x => (x - meanX) * (x - meanX));
-        double intercept = meanY - slope * meanX;
+        var (slope, intercept) = Line(ys);
+        var ysCached = FixedCostBatches.Select(b => Median(fixedCostCached[b])).ToArray();
+        var (slopeCached, interceptCached) = Line(ysCached);
 
         string name = withVce ? "Dual-LoRA + VCE" : "Dual-LoRA, plain projector";
         output.WriteLine();
@@ -192,10 +197,16 @@ public static class ProfileBenchmark
         output.WriteLine($"{"of which: the frozen tower's forward",-38} {N(towerMs, "F1"),8} {N(100 * towerMs / p.Total, "F1") + " %",8} {"0",8}");
         output.WriteLine($"Fixed cost of a step (intercept of step time against batch size over batches {string.Join(", ", FixedCostBatches)}: " +
                          $"{string.Join(", ", ys.Select(y => N(y, "F1")))} ms): {N(intercept, "F1")} ms, {N(100 * intercept / p.Total, "F0")} % of a step of {settings.BatchSize}; " +
-                         $"each sample adds {N(slope, "F1")} ms. Tensors a step creates (each operation makes at least one): {created:N0} at batch {settings.BatchSize}, " +
+                         $"each sample adds {N(slope, "F1")} ms. With the tower's features cached ({string.Join(", ", ysCached.Select(y => N(y, "F1")))} ms): " +
+                         $"{N(interceptCached, "F1")} ms, {N(100 * interceptCached / c.Total, "F0")} % of a cached step of {settings.BatchSize}; each sample adds {N(slopeCached, "F1")} ms. " +
+                         $"Tensors a step creates (each operation makes at least one): {created:N0} at batch {settings.BatchSize}, " +
                          $"{createdOne:N0} at batch 1, {createdCached:N0} with the tower cached. The tower cache held {cache.Images} images ({N(cache.Bytes / 1048576.0, "F1")} MB), " +
                          $"{N(100.0 * cache.Hits / Math.Max(1, cache.Hits + cache.Misses), "F1")} % of lookups hit.");
     }
+
+    /// <summary>Least squares of step time against batch size: the intercept is what a step costs whatever its size, the slope what a sample adds.</summary>
+    static (double Slope, double Intercept) Line(double[] milliseconds) =>
+        BenchmarkMath.Line(FixedCostBatches.Zip(milliseconds, (b, ms) => ((double)b, ms)).ToList());
 
     static Phases MedianPhases(IReadOnlyList<Phases> phases) => new(Median(phases.Select(p => p.ZeroGrad)), Median(phases.Select(p => p.Forward)),
         Median(phases.Select(p => p.Backward)), Median(phases.Select(p => p.Optimizer)), Median(phases.Select(p => p.ScopeEnd)));
