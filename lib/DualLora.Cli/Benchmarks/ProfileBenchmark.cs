@@ -46,8 +46,31 @@ public static class ProfileBenchmark
         output.WriteLine($"Matmul peak on {torch.get_num_threads()} threads (float32 n x n by n x n, median of 5): " +
                          string.Join(", ", peak.Select(p => $"n = {p.Size}: {p.GigaFlops:F1} GFLOP/s")) + $"; the peak is the best, {peak.Max(p => p.GigaFlops):F1} GFLOP/s.");
         double best = peak.Max(p => p.GigaFlops);
+        double dispatch = DispatchMicroseconds();
+        output.WriteLine($"One operation's own cost (adding two 1-element tensors with autograd on, in a dispose scope, {DispatchRepeats:N0} times; median of 3): {dispatch:F2} us.");
         foreach (bool vce in new[] { false, true })
-            Profile(vce, settings, best, output);
+            Profile(vce, settings, best, dispatch, output);
+    }
+
+    const int DispatchRepeats = 20_000;
+
+    /// <summary>Microseconds of one operation that computes next to nothing: what every operation pays to be dispatched and tracked.</summary>
+    static double DispatchMicroseconds()
+    {
+        using var scope = NewDisposeScope();
+        var a = ones(1, requires_grad: true);
+        var b = ones(1);
+        var times = Enumerable.Range(0, 3).Select(round =>
+        {
+            var watch = Stopwatch.StartNew();
+            for (int i = 0; i < DispatchRepeats; i++)
+            {
+                using var inner = NewDisposeScope();
+                using var sum = a + b;
+            }
+            return watch.Elapsed.TotalMilliseconds * 1000 / DispatchRepeats;
+        }).ToList();
+        return Median(times);
     }
 
     /// <summary>GFLOP/s of square float32 products at a few sizes, median of 5 after one warm-up each.</summary>
@@ -71,7 +94,7 @@ public static class ProfileBenchmark
         return results;
     }
 
-    static void Profile(bool withVce, Settings settings, double peakGigaFlops, TextWriter output)
+    static void Profile(bool withVce, Settings settings, double peakGigaFlops, double dispatchMicroseconds, TextWriter output)
     {
         var config = LlavaConfig.Small(withVce);
         var adapterConfig = new DualLoraConfig(Rank: settings.Rank);
@@ -200,7 +223,8 @@ public static class ProfileBenchmark
                          $"each sample adds {N(slope, "F1")} ms. With the tower's features cached ({string.Join(", ", ysCached.Select(y => N(y, "F1")))} ms): " +
                          $"{N(interceptCached, "F1")} ms, {N(100 * interceptCached / c.Total, "F0")} % of a cached step of {settings.BatchSize}; each sample adds {N(slopeCached, "F1")} ms. " +
                          $"Tensors a step creates (each operation makes at least one): {created:N0} at batch {settings.BatchSize}, " +
-                         $"{createdOne:N0} at batch 1, {createdCached:N0} with the tower cached. The tower cache held {cache.Images} images ({N(cache.Bytes / 1048576.0, "F1")} MB), " +
+                         $"{createdOne:N0} at batch 1, {createdCached:N0} with the tower cached; at {dispatchMicroseconds:F2} us each their dispatch is " +
+                         $"{N(created * dispatchMicroseconds / 1000, "F1")} ms, {N(100 * created * dispatchMicroseconds / 1000 / p.Total, "F1")} % of a step. The tower cache held {cache.Images} images ({N(cache.Bytes / 1048576.0, "F1")} MB), " +
                          $"{N(100.0 * cache.Hits / Math.Max(1, cache.Hits + cache.Misses), "F1")} % of lookups hit.");
     }
 

@@ -15,6 +15,8 @@ public class ProfileBenchmarkTests
         Assert.Equal(0, exit);
         double peak = Number(Regex.Match(output, @"the peak is the best, ([\d.]+) GFLOP/s").Groups[1].Value);
         Assert.True(peak > 0);
+        double dispatch = Number(Regex.Match(output, @"One operation's own cost \(.*\): ([\d.]+) us\.").Groups[1].Value);
+        Assert.True(dispatch > 0);
 
         foreach (bool vce in new[] { false, true })
         {
@@ -35,6 +37,9 @@ public class ProfileBenchmarkTests
             Assert.True(created.Success, section);
             Assert.Equal(created.Groups[1].Value, created.Groups[2].Value);
             Assert.True(Number(created.Groups[3].Value) < Number(created.Groups[1].Value));
+            // Their dispatch is the count times one operation's cost (both rounded in print).
+            double dispatchMs = Number(Regex.Match(section, @"their dispatch is ([\d.]+) ms").Groups[1].Value);
+            Assert.InRange(dispatchMs, Number(created.Groups[1].Value) * dispatch / 1000 - 0.1, Number(created.Groups[1].Value) * dispatch / 1000 + 0.1);
         }
     }
 
