@@ -173,8 +173,7 @@ public static class MemoryBenchmark
         using var optimizer = new AdamWOptimizer(adapters.AdapterNamedParameters().Select(p => p.Parameter), learningRate: 2e-4, weightDecay: 0);
         using var scope = NewDisposeScope();
         var x = randn(batch, tokens, config.HiddenSize);
-        var (cos, sin) = RotaryEmbedding.For(arange(tokens, dtype: ScalarType.Int64).unsqueeze(0).expand(batch, -1), config.HeadDim, config.RopeTheta, ScalarType.Float32);
-        var mask = ones(tokens, tokens, dtype: ScalarType.Bool).tril().view(1, 1, tokens, tokens);
+        var (cos, sin, mask) = PyTorchBenchmark.CausalInputs(config, batch, tokens);
         long before = PeakMemory.ResetAndRead();
         layer.train();
         using (NewDisposeScope())

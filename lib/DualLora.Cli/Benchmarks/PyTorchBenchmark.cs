@@ -49,6 +49,13 @@ public static class PyTorchBenchmark
     /// <summary>LLaMA-7B's decoder layer: width 4096, 32 heads (no grouping), SwiGLU of 11008.</summary>
     internal static LlamaConfig SevenB => new(VocabSize: 32000, HiddenSize: 4096, IntermediateSize: 11008, NumHiddenLayers: 1, NumAttentionHeads: 32, NumKeyValueHeads: 32);
 
+    /// <summary>A decoder layer's rotary tables for positions 0 to <paramref name="tokens"/> − 1 of every sequence, and its causal mask.</summary>
+    internal static (Tensor Cos, Tensor Sin, Tensor Mask) CausalInputs(LlamaConfig config, int batch, int tokens)
+    {
+        var (cos, sin) = RotaryEmbedding.For(arange(tokens, dtype: ScalarType.Int64).unsqueeze(0).expand(batch, -1), config.HeadDim, config.RopeTheta, ScalarType.Float32);
+        return (cos, sin, ones(tokens, tokens, dtype: ScalarType.Bool).tril().view(1, 1, tokens, tokens));
+    }
+
     /// <summary>Which models run: the small model, the 7B-shaped decoder layer, or both.</summary>
     public enum Part { Both, Small, Layer }
 
@@ -301,8 +308,7 @@ public static class PyTorchBenchmark
             var x = randn(1, tokens, config.HiddenSize);
             string inputFile = twin.Scratch("layer-input.safetensors");
             SafetensorsWriter.Write(inputFile, [Pair("x", x)]);
-            var (cos, sin) = RotaryEmbedding.For(arange(tokens, dtype: ScalarType.Int64).unsqueeze(0), config.HeadDim, config.RopeTheta, ScalarType.Float32);
-            var mask = ones(tokens, tokens, dtype: ScalarType.Bool).tril().view(1, 1, tokens, tokens);
+            var (cos, sin, mask) = CausalInputs(config, 1, tokens);
             var input = new LayerInput(x, cos, sin, mask, inputFile);
 
             var methods = new List<Method> { new("base (no adapter)", null) };

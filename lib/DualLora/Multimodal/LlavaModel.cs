@@ -114,21 +114,13 @@ public sealed class LlavaModel : nn.Module<MultimodalBatch, LlavaOutput>, IDefau
             throw new ArgumentException($"{size} sequences but {batch.Pixels.shape[0]} images.");
 
         var grid = Config.Vision.GridSize;
-        IReadOnlyList<Tensor> features;
-        if (TowerCache is { } cache && !batch.Pixels.requires_grad && !vision_tower.parameters().Any(p => p.requires_grad))
-        {
-            features = cache.Features(vision_tower, connector.ReadLevels, batch.Pixels);
-        }
-        else
-        {
-            var vision = vision_tower.Encode(batch.Pixels);
-            features = connector.ReadLevels.Select(l => vision.PatchFeatures(l)).ToList();
-        }
-        var (imageTokens, vce) = connector.Connect(features, grid, grid);                                // (batch, patches, D)
+        var (imageTokens, vce) = TowerCache is { } cache && !batch.Pixels.requires_grad && !vision_tower.parameters().Any(p => p.requires_grad)
+            ? connector.Connect(cache.Features(vision_tower, connector.ReadLevels, batch.Pixels), grid, grid)
+            : connector.Connect(vision_tower.Encode(batch.Pixels), grid, grid);                          // (batch, patches, D)
         long patches = imageTokens.shape[1];
         var text = language_model.model.embed_tokens.call(ids.clamp_min(0));                            // the placeholder's row is replaced below
 
-        // One gather for the whole batch instead of slices per sequence (a step's fixed cost is mostly its op count):
+        // One gather for the whole batch instead of slices per sequence (a step's operations then do not grow with the batch):
         // output position j of a sequence whose placeholder is at p reads text j before p, image token j - p up to
         // p + patches, then text j - patches + 1; image token i sits at column length + i of [text, image].
         var at = isImage.to(ScalarType.Int64).argmax(1, keepdim: true);                                  // (batch, 1)

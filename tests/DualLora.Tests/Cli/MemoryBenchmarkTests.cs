@@ -3,6 +3,8 @@ using DualLora.Cli.Benchmarks;
 
 namespace DualLora.Tests.Cli;
 
+// The child sets the RNG seed: process-wide state.
+[Collection(ProcessStateCollection.Name)]
 public class MemoryBenchmarkTests
 {
     [Fact]

@@ -5,6 +5,8 @@ using DualLora.Multimodal;
 
 namespace DualLora.Tests.Cli;
 
+// bench profile applies environment.json (the thread count, the RNG seed): process-wide state.
+[Collection(ProcessStateCollection.Name)]
 public class ProfileBenchmarkTests
 {
     [Fact]
